@@ -1,0 +1,1 @@
+"""microbank: a reference bank built as microservices, shipped as one package."""

@@ -1,0 +1,3 @@
+from microbank.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""What every role shares; knows no domain."""

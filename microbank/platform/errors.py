@@ -1,0 +1,49 @@
+"""The one error hierarchy: services raise these, the HTTP layer maps them once."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request the bank refuses; `code` is stable and machine-readable."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class Invalid(DomainError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(DomainError):
+    """A dependency (database, another service) cannot answer now; the client may retry."""
+
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,197 @@
+"""create_http_app: one Litestar app for the domains a role serves, with errors, auth,
+health, metrics and OpenAPI wired the same way for every role."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from microbank.platform.auth import BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
+from microbank.platform.domain import Runtime, Worker
+from microbank.platform.errors import DomainError
+from microbank.platform.metrics import instrument, metrics
+from microbank.platform.migrations import migration_gap
+from microbank.platform.settings import ConfigError, Settings
+
+log = logging.getLogger("microbank.http")
+
+PUBLIC = {"exclude_from_auth": True}
+
+
+def error_body(status: int, code: str, detail: str, errors: list[dict] | None = None) -> dict:
+    body: dict[str, Any] = {"status": status, "error": code, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def domain_error_response(_: Request, exc: DomainError) -> Response:
+    errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
+    return Response(error_body(exc.status, exc.code, exc.detail, errors), status_code=exc.status)
+
+
+def validation_error_response(_: Request, exc: ValidationException) -> Response:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        {"field": _field_of(item), "message": item.get("message", ""), "source": item.get("source")}
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    return Response(error_body(400, "invalid_request", exc.detail, errors), status_code=400)
+
+
+# msgspec names a missing or unknown key only in its message ("Object missing required field
+# `email`"), while Litestar reports the handler's parameter ("data") as the key.
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+
+
+def _field_of(item: dict) -> str:
+    key = item.get("key") or "body"
+    if key == "data" and (named := _FIELD_IN_MESSAGE.search(item.get("message", ""))):
+        return named.group(1)
+    return key
+
+
+_HTTP_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def http_error_response(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status >= 500:
+        log.error("%s on %s %s: %s", status, request.method, request.url.path, exc.detail, exc_info=exc)
+    code = _HTTP_CODES.get(status, "invalid_request" if status < 500 else "internal_error")
+    return Response(error_body(status, code, exc.detail), status_code=status, headers=exc.headers)
+
+
+def unexpected_error_response(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    status = HTTP_500_INTERNAL_SERVER_ERROR
+    return Response(error_body(status, "internal_error", "the server failed; it has been logged"), status_code=status)
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: domain_error_response,
+    ValidationException: validation_error_response,
+    HTTPException: http_error_response,
+    Exception: unexpected_error_response,
+}
+
+
+@get("/healthz", sync_to_thread=False, include_in_schema=False, opt=PUBLIC)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False, opt=PUBLIC)
+async def readyz(state: State) -> Response[dict]:
+    runtime: Runtime = state.runtime
+    gaps = await anyio.to_thread.run_sync(
+        lambda: [migration_gap(name, database.engine) for name, database in runtime.databases.items()]
+    )
+    checked = [await check() for check in runtime.readiness_checks]
+    problems = [problem for problem in (*gaps, *checked) if problem]
+    if problems:
+        return Response({"status": "unavailable", "reasons": problems}, status_code=503)
+    return Response({"status": "ready"})
+
+
+def create_http_app(
+    *,
+    name: str,
+    runtime: Runtime,
+    route_handlers: Sequence[Any] = (),
+    workers: Sequence[Worker] = (),
+    issues_tokens: bool = False,
+) -> Any:
+    """The ASGI app of a role: its domains' routes on the runtime's databases and ports, health,
+    readiness and metrics, and its workers running for as long as the app does."""
+    settings = runtime.settings
+    middleware = []
+    issuer = None
+    if route_handlers:
+        verifier, issuer = _token_keys(settings, issues_tokens=issues_tokens)
+        exclude = ["^/schema", "^/api/[a-z]+/schema", "^/api/schema", "^/internal/"]
+        middleware.append(DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=exclude))
+
+    @asynccontextmanager
+    async def run_workers(_: Litestar) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(worker(runtime), name=getattr(worker, "__name__", "worker")) for worker in workers]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await close_runtime(runtime)
+
+    app = Litestar(
+        route_handlers=[healthz, readyz, metrics, *route_handlers],
+        state=State({"runtime": runtime, "token_issuer": issuer, "settings": settings}),
+        lifespan=[run_workers],
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=_openapi(name),
+        request_max_body_size=64 * 1024,
+        debug=False,
+    )
+    return instrument(app)
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    for port in runtime.ports.values():
+        if hasattr(port, "aclose"):
+            await port.aclose()
+    for database in runtime.databases.values():
+        database.dispose()
+
+
+def _openapi(name: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title=f"microbank {name}",
+        version="1.0.0",
+        path="/api/schema" if name == "all" else f"/api/{name}/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        ),
+        security=[{"bearer": []}],
+    )
+
+
+def _token_keys(settings: Settings, *, issues_tokens: bool) -> tuple[TokenVerifier, TokenIssuer | None]:
+    issuer = None
+    public_pem = settings.jwt_public_key
+    if issues_tokens:
+        if not settings.jwt_private_key:
+            raise ConfigError("this role issues tokens: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE")
+        issuer = TokenIssuer(settings.jwt_private_key, ttl_seconds=settings.token_ttl_seconds)
+        public_pem = public_pem or public_pem_of(settings.jwt_private_key)
+    if not public_pem:
+        raise ConfigError("set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE to verify bearer tokens")
+    return TokenVerifier(public_pem), issuer
+
+
+__all__ = ["PUBLIC", "create_http_app", "error_body"]

@@ -1,0 +1,107 @@
+"""Alembic per domain database: one named section and one script folder per domain."""
+
+from __future__ import annotations
+
+import logging.config
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, pool
+from sqlalchemy.exc import SQLAlchemyError
+
+from microbank.platform.settings import load_settings
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def migrations_dir() -> Path:
+    """`migrations/` beside the package in a checkout; `microbank/_migrations` in a wheel."""
+    for candidate in (_PACKAGE.parent / "migrations", _PACKAGE / "_migrations"):
+        if (candidate / "alembic.ini").is_file():
+            return candidate
+    raise FileNotFoundError("no migrations/alembic.ini beside the microbank package")
+
+
+def alembic_config(domain: str, url: str | None = None) -> Config:
+    cfg = Config(str(migrations_dir() / "alembic.ini"), ini_section=domain)
+    if url:
+        cfg.attributes["url"] = url
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+def upgrade(domain: str, url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(domain, url), revision)
+
+
+def downgrade(domain: str, url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(domain, url), revision)
+
+
+@cache
+def head_revision(domain: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(domain)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migration_gap(domain: str, engine: Engine) -> str | None:
+    """Why the database is not ready for this code, or None when it is at the head."""
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        return f"{domain} database unreachable: {type(exc.orig or exc).__name__}"
+    head = head_revision(domain)
+    if current != head:
+        return f"{domain} database at revision {current or 'none'}, code expects {head}"
+    return None
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of every domain's env.py: migrate the URL the caller or the environment names."""
+    from alembic import context
+
+    config = context.config
+    if config.attributes.get("configure_logging", True) and config.config_file_name:
+        logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+    domain = config.config_ini_section
+    url = (
+        config.attributes.get("url")
+        or context.get_x_argument(as_dictionary=True).get("url")
+        or load_settings().database_url(domain)
+    )
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            render_item=_render_portable_types,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+def _render_portable_types(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Autogenerate writes our column types as plain SQLAlchemy ones, so migrations never
+    import application code that may later change."""
+    from microbank.platform.db import UTCDateTime
+
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False

@@ -1,0 +1,86 @@
+"""Typed settings, read from the environment once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable process."""
+
+
+def _read_secret(name: str) -> str | None:
+    """A secret comes from NAME, or from the file named by NAME_FILE (Kubernetes Secret mounts)."""
+    if value := os.environ.get(name):
+        return value
+    if path := os.environ.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: {exc.strerror}") from exc
+    return None
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    role: str | None
+    host: str
+    port: int | None
+    data_dir: Path
+    jwt_private_key: str | None = field(repr=False)
+    jwt_public_key: str | None = field(repr=False)
+    service_token: str | None = field(repr=False)
+    token_ttl_seconds: int
+    db_pool_size: int
+    rabbit_url: str | None = field(repr=False)
+    accounts_url: str
+    transactions_url: str
+    log_level: str
+
+    def database_url(self, domain: str) -> str:
+        """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory.
+
+        DATABASE_URL names the one database of a single-domain role; under ROLE=all it would
+        point four domains at one database, so there only the per-domain names count.
+        """
+        if url := os.environ.get(f"{domain.upper()}_DATABASE_URL"):
+            return url
+        if self.role != "all" and (url := os.environ.get("DATABASE_URL")):
+            return url
+        return f"sqlite:///{self.data_dir / f'{domain}.db'}"
+
+
+def load_settings() -> Settings:
+    return Settings(
+        role=os.environ.get("ROLE") or None,
+        host=os.environ.get("HOST", "0.0.0.0"),
+        port=_int("PORT", 0) or None,
+        data_dir=Path(os.environ.get("DATA_DIR", ".microbank")).resolve(),
+        jwt_private_key=_read_secret("JWT_PRIVATE_KEY"),
+        jwt_public_key=_read_secret("JWT_PUBLIC_KEY"),
+        service_token=(_read_secret("SERVICE_TOKEN") or "").strip() or None,
+        token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 900),
+        db_pool_size=_int("DB_POOL_SIZE", 10),
+        rabbit_url=(_read_secret("RABBIT_URL") or "").strip() or None,
+        accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
+        transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
+        log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()
