@@ -1,0 +1,111 @@
+"""Notifications' use cases: what a user has been told."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio.to_thread
+from prometheus_client import Counter, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from microbank.notifications.models import Notification
+from microbank.platform.auth import Caller
+from microbank.platform.db import Database, utcnow
+from microbank.platform.events import BankEvent, Recipient
+from microbank.platform.ownership import get_owned
+
+NOTIFICATIONS_STORED = Counter("notifications_stored_total", "Notifications stored, one per recipient of an event")
+EVENT_LAG = Histogram(
+    "event_lag_seconds",
+    "From the event's commit to its notification being stored",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+
+def list_notifications(
+    *, db: Database, caller: Caller, before: int | None, limit: int, unread: bool | None = None
+) -> list[Notification]:
+    """The caller's notifications, newest first by when it happened, plus one row to tell if there
+    are more. Events from different services arrive in any order, so storage order will not do;
+    the cursor is the id of the last notification shown, and the page continues below it."""
+    query = select(Notification).where(Notification.user_id == caller.user_id)
+    if unread is not None:
+        query = query.where(Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None))
+    with db.transaction() as session:
+        if before is not None:
+            anchor = session.get(Notification, before)
+            if anchor is None or anchor.user_id != caller.user_id:
+                return []
+            query = query.where(
+                (Notification.occurred_at < anchor.occurred_at)
+                | ((Notification.occurred_at == anchor.occurred_at) & (Notification.id < anchor.id))
+            )
+        newest_first = query.order_by(Notification.occurred_at.desc(), Notification.id.desc()).limit(limit + 1)
+        return list(session.scalars(newest_first))
+
+
+def notifications_after(*, db: Database, caller: Caller, after: int, limit: int = 100) -> list[Notification]:
+    """The caller's notifications newer than `after`, oldest first: what a live stream sends next."""
+    query = (
+        select(Notification)
+        .where(Notification.user_id == caller.user_id, Notification.id > after)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    with db.transaction() as session:
+        return list(session.scalars(query))
+
+
+def latest_notification_id(*, db: Database, caller: Caller) -> int:
+    with db.transaction() as session:
+        latest = session.scalar(select(func.max(Notification.id)).where(Notification.user_id == caller.user_id))
+    return latest or 0
+
+
+def mark_read(*, db: Database, caller: Caller, notification_id: int) -> Notification:
+    """Mark one of the caller's notifications read; marking it again changes nothing."""
+    with db.transaction() as session:
+        notification = get_owned(session, Notification, notification_id, caller, admin_sees_all=False)
+        if notification.read_at is None:
+            notification.read_at = utcnow()
+        return notification
+
+
+def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> int:
+    """One notification per recipient of each event, however often the event arrives; how many
+    were new."""
+    stored_at = utcnow()
+    rows = [
+        {
+            "user_id": recipient.user_id,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "message": recipient.message,
+            "transaction_id": event.transaction_id,
+            "occurred_at": event.occurred_at,
+            "created_at": stored_at,
+        }
+        for event in events
+        for recipient in event.recipients or [Recipient(event.user_id, event.message)]
+    ]
+    if not rows:
+        return 0
+    with db.transaction() as session:
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(Notification).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
+        new = session.execute(statement.returning(Notification.occurred_at), rows).scalars().all()
+    NOTIFICATIONS_STORED.inc(len(new))
+    for occurred_at in new:
+        EVENT_LAG.observe((stored_at - occurred_at).total_seconds())
+    return len(new)
+
+
+class LocalNotifier:
+    """Events handed over in process, for ROLE=all without a broker."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def deliver(self, events: list[BankEvent]) -> None:
+        await anyio.to_thread.run_sync(lambda: store_notifications(db=self.db, events=events))

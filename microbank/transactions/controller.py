@@ -1,0 +1,104 @@
+"""HTTP for transactions: /api/transactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+
+from microbank.platform.auth import Caller
+from microbank.platform.db import Database
+from microbank.platform.domain import database_dependency, port_dependency
+from microbank.platform.ledger import Ledger, TransactionType
+from microbank.platform.money import format_minor
+from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
+from microbank.transactions import service
+from microbank.transactions.models import Transaction
+from microbank.transactions.schemas import TransactionOut, TransactionRequest
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", description="required: a repeat with the same key moves money once"),
+]
+
+AuthedRequest = Request[Caller, str, State]
+TransactionStatus = Literal["pending", "completed", "rejected"]
+
+
+def transaction_out(transaction: Transaction) -> TransactionOut:
+    balance_after = transaction.balance_after_minor
+    return TransactionOut(
+        id=transaction.id,
+        type=transaction.type,
+        account_id=transaction.account_id,
+        to_account_id=transaction.to_account_id,
+        amount=format_minor(transaction.amount_minor),
+        currency=transaction.currency,
+        status=transaction.status,
+        reason=transaction.reason,
+        description=transaction.description,
+        balance_after=format_minor(balance_after) if balance_after is not None else None,
+        timestamp=transaction.created_at,
+        completed_at=transaction.completed_at,
+    )
+
+
+class TransactionController(Controller):
+    path = "/api/transactions"
+    tags = ["transactions"]
+    dependencies = {"db": database_dependency("transactions"), "ledger": port_dependency("ledger")}
+
+    @post("/", summary="Deposit, withdraw or transfer, exactly once per Idempotency-Key")
+    async def move_money(
+        self,
+        request: AuthedRequest,
+        data: JSONBody[TransactionRequest],
+        db: NamedDependency[Database],
+        ledger: NamedDependency[Ledger],
+        idempotency_key: IdempotencyKey = None,
+    ) -> TransactionOut:
+        key = service.validate_idempotency_key(idempotency_key)
+        movement = service.validate_movement(data)
+        transaction = await service.move_money(db=db, ledger=ledger, caller=request.user, key=key, movement=movement)
+        return transaction_out(transaction)
+
+    @get(
+        "/",
+        sync_to_thread=True,
+        response_headers=PAGE_HEADERS,
+        summary="The caller's transactions, newest first",
+    )
+    def list_transactions(
+        self,
+        request: AuthedRequest,
+        db: NamedDependency[Database],
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        cursor: FromQuery[Cursor] = None,
+        account_id: FromQuery[EntityId | None] = None,
+        type: FromQuery[TransactionType | None] = None,
+        status: FromQuery[TransactionStatus | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> Response[list[TransactionOut]]:
+        rows = service.list_transactions(
+            db=db,
+            caller=request.user,
+            before=cursor,
+            limit=limit,
+            account_id=account_id,
+            type=type,
+            status=status,
+            since=since,
+            until=until,
+        )
+        return page(request, [transaction_out(t) for t in rows], limit=limit, cursor_of=lambda t: t.id)
+
+    @get("/{transaction_id:int}", sync_to_thread=True, summary="One of the caller's transactions")
+    def get_transaction(
+        self, request: AuthedRequest, transaction_id: FromPath[EntityId], db: NamedDependency[Database]
+    ) -> TransactionOut:
+        return transaction_out(service.get_transaction(db=db, caller=request.user, transaction_id=transaction_id))

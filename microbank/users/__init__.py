@@ -1,0 +1,15 @@
+"""Users: sign-up, login (token issue) and profiles; owns the users database."""
+
+from microbank.platform.domain import Domain
+from microbank.platform.outbox import relay_worker
+from microbank.users.controller import AuthController, UserController
+from microbank.users.models import outbox
+
+domain = Domain(
+    name="users",
+    route_handlers=[UserController, AuthController],
+    issues_tokens=True,
+    workers=[relay_worker("users", outbox)],
+)
+
+__all__ = ["domain"]

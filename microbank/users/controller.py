@@ -1,0 +1,64 @@
+"""HTTP for users: /api/users and /api/auth/token."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
+
+from microbank.platform.auth import Caller, TokenIssuer, admin_only
+from microbank.platform.db import Database
+from microbank.platform.domain import database_dependency
+from microbank.platform.http import PUBLIC
+from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, Limit, page
+from microbank.users import service
+from microbank.users.models import User
+from microbank.users.schemas import AccessToken, Credentials, SignUp, UserOut
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, name=user.name, email=user.email, role=user.role, created_at=user.created_at)
+
+
+class UserController(Controller):
+    path = "/api/users"
+    tags = ["users"]
+    dependencies = {"db": database_dependency("users")}
+
+    @post("/", sync_to_thread=True, opt=PUBLIC, security=[], summary="Sign up")
+    def sign_up(self, data: JSONBody[SignUp], db: NamedDependency[Database]) -> UserOut:
+        return user_out(service.register_user(db=db, name=data.name, email=data.email, password=data.password))
+
+    @get("/me", sync_to_thread=True, summary="The caller's profile")
+    def me(self, request: Request[Caller, str, State], db: NamedDependency[Database]) -> UserOut:
+        return user_out(service.get_user(db=db, user_id=request.user.user_id))
+
+    @get(
+        "/",
+        sync_to_thread=True,
+        guards=[admin_only],
+        response_headers=PAGE_HEADERS,
+        summary="All users (admin)",
+    )
+    def list_users(
+        self,
+        request: Request[Caller, str, State],
+        db: NamedDependency[Database],
+        limit: FromQuery[Limit] = DEFAULT_LIMIT,
+        cursor: FromQuery[Cursor] = None,
+    ) -> Response[list[UserOut]]:
+        users = service.list_users(db=db, after=cursor, limit=limit)
+        return page(request, [user_out(u) for u in users], limit=limit, cursor_of=lambda u: u.id)
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+    dependencies = {"db": database_dependency("users")}
+
+    @post("/token", sync_to_thread=True, opt=PUBLIC, security=[], status_code=200, summary="Log in")
+    def issue_token(self, data: JSONBody[Credentials], db: NamedDependency[Database], state: State) -> AccessToken:
+        issuer: TokenIssuer = state.token_issuer
+        caller = service.authenticate(db=db, email=data.email, password=data.password)
+        return AccessToken(access_token=issuer.issue(caller), token_type="bearer", expires_in=issuer.ttl_seconds)

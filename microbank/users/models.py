@@ -1,0 +1,31 @@
+"""The users database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Identity, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from microbank.platform.db import BigIntId, UTCDateTime, domain_metadata, utcnow
+from microbank.platform.outbox import outbox_table
+
+
+class Base(DeclarativeBase):
+    metadata = domain_metadata()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('customer', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Stored lower-cased: the unique constraint makes email unique case-insensitively.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="customer")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+outbox = outbox_table(Base.metadata)

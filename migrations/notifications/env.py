@@ -1,0 +1,4 @@
+from microbank.notifications.models import Base
+from microbank.platform.migrations import run_env
+
+run_env(Base.metadata)
