@@ -1,0 +1,100 @@
+"""Each domain's migrations on a fresh PostgreSQL database: up, matching the models, down, up again."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, create_engine, inspect
+
+from microbank.platform.migrations import downgrade, head_revision, migrations_dir, upgrade
+from microbank.roles import DOMAINS
+from tests.integration.conftest import create_database, drop_database
+
+ALEMBIC = Path(sys.executable).parent / "alembic"
+
+
+@pytest.fixture
+def fresh_database(postgres: None) -> Iterator[str]:
+    """The URL of an empty database that exists only for this test."""
+    name = f"mbtest_mig_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+def domain_metadata(domain: str) -> MetaData:
+    return importlib.import_module(f"microbank.{domain}.models").Base.metadata
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def schema_differences(url: str, metadata: MetaData) -> list:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return compare_metadata(MigrationContext.configure(connection), metadata)
+    finally:
+        engine.dispose()
+
+
+def revision_of(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_migrations_go_up_match_the_models_go_down_and_up_again(domain: str, fresh_database: str) -> None:
+    metadata = domain_metadata(domain)
+    model_tables = set(metadata.tables)
+    assert model_tables, f"{domain} declares no tables"
+
+    upgrade(domain, fresh_database)
+    assert table_names(fresh_database) == model_tables | {"alembic_version"}
+    assert revision_of(fresh_database) == head_revision(domain)
+    assert schema_differences(fresh_database, metadata) == []
+
+    downgrade(domain, fresh_database)
+    assert table_names(fresh_database) <= {"alembic_version"}
+    assert revision_of(fresh_database) is None
+
+    upgrade(domain, fresh_database)
+    assert table_names(fresh_database) == model_tables | {"alembic_version"}
+    assert schema_differences(fresh_database, metadata) == []
+
+
+def test_the_alembic_cli_migrates_a_domain_as_documented(fresh_database: str) -> None:
+    env = {**os.environ, "USERS_DATABASE_URL": fresh_database}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [str(ALEMBIC), "-n", "users", "upgrade", "head"],
+        cwd=migrations_dir(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "users" in table_names(fresh_database)
+    assert revision_of(fresh_database) == head_revision("users")
