@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import Protocol
 
-import anyio.from_thread
 import anyio.to_thread
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, select, update
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, or_, select, update
 from sqlalchemy.orm import Session
 
 from microbank.platform.db import BigIntId, Database, UTCDateTime, utcnow
@@ -19,9 +19,14 @@ from microbank.platform.retry import retry_until_done
 
 log = logging.getLogger("microbank.outbox")
 
+# Longer than a delivery can take (the broker's publish timeout is 10 s): a relay that dies
+# mid-delivery leaves its batch to the others once the lease runs out.
+DELIVERY_LEASE = timedelta(seconds=30)
+
 
 def outbox_table(metadata: MetaData) -> Table:
-    """The outbox table of a domain database; the relay finds unsent rows by (published_at, id)."""
+    """The outbox table of a domain database; the relay finds unsent rows by (published_at, id)
+    and leases a batch to itself with claimed_until while it delivers it."""
     return Table(
         "outbox",
         metadata,
@@ -31,6 +36,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("payload", Text, nullable=False),
         Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
         Column("published_at", UTCDateTime(), nullable=True),
+        Column("claimed_until", UTCDateTime(), nullable=True),
         Index("ix_outbox_published_at_id", "published_at", "id"),
     )
 
@@ -56,35 +62,68 @@ class EventSink(Protocol):
 class OutboxRelay:
     """Deliver unsent outbox rows in order, marking them sent only after the sink accepted them.
 
-    Rows are claimed with FOR UPDATE SKIP LOCKED, so several replicas share the work without
-    sending a row twice; a row whose delivery fails stays unsent and is tried again.
+    A batch is leased (claimed_until) in one short transaction, delivered with no transaction
+    open, and marked sent in another; the claim uses FOR UPDATE SKIP LOCKED, so several replicas
+    share the work. A failed delivery gives its lease back at once; a relay that dies mid-delivery
+    loses it when it runs out. Either way the rows are delivered again, and consumers drop the
+    duplicate by event_id. Each database call is a whole transaction in a worker thread, so a
+    cancelled relay never leaves a thread holding locks or waiting on the event loop.
     """
 
-    def __init__(self, db: Database, outbox: Table, sink: EventSink, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Table,
+        sink: EventSink,
+        *,
+        batch_size: int = 100,
+        lease: timedelta = DELIVERY_LEASE,
+    ) -> None:
         self.db = db
         self.outbox = outbox
         self.sink = sink
         self.batch_size = batch_size
+        self.lease = lease
 
     async def relay_once(self) -> int:
         """Deliver one batch; how many rows were sent."""
-        return await anyio.to_thread.run_sync(self._relay_batch)
+        rows = await anyio.to_thread.run_sync(self._lease_unsent)
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        try:
+            await self.sink.deliver([decode_event(row.payload) for row in rows])
+        except Exception:
+            await anyio.to_thread.run_sync(self._end_lease, ids, None)
+            raise
+        await anyio.to_thread.run_sync(self._end_lease, ids, utcnow())
+        return len(rows)
 
-    def _relay_batch(self) -> int:
-        table = self.outbox
+    def _lease_unsent(self) -> list:
+        table, now = self.outbox, utcnow()
+        due = (
+            select(table.c.id)
+            .where(table.c.published_at.is_(None), or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now))
+            .order_by(table.c.id)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
         with self.db.transaction() as session:
             rows = session.execute(
-                select(table.c.id, table.c.payload)
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.id)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
+                update(table)
+                .where(table.c.id.in_(due.scalar_subquery()))
+                .values(claimed_until=now + self.lease)
+                .returning(table.c.id, table.c.payload)
             ).all()
-            if not rows:
-                return 0
-            anyio.from_thread.run(self.sink.deliver, [decode_event(row.payload) for row in rows])
-            session.execute(update(table).where(table.c.id.in_([row.id for row in rows])).values(published_at=utcnow()))
-        return len(rows)
+        return sorted(rows, key=lambda row: row.id)
+
+    def _end_lease(self, ids: list[int], published_at: datetime | None) -> None:
+        """Mark the batch sent, or (published_at None) hand it back for the next attempt."""
+        table = self.outbox
+        with self.db.transaction() as session:
+            session.execute(
+                update(table).where(table.c.id.in_(ids)).values(published_at=published_at, claimed_until=None)
+            )
 
     async def run(self, *, interval: float = 0.2) -> None:
         """Relay for ever: a full batch is followed at once by the next, a short one after

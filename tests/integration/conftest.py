@@ -84,6 +84,8 @@ def empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
             ).scalars()
             names = ", ".join(f'"{t}"' for t in tables)
             if names:
+                # A lock leaked by the test fails its teardown here instead of stalling the run.
+                connection.execute(text("SET LOCAL lock_timeout = '20s'"))
                 connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         engine.dispose()
 
