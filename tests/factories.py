@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
 PASSWORD = "correct horse battery staple"
@@ -19,9 +18,10 @@ _serial = itertools.count(1)
 
 @dataclass
 class BankClient:
-    """A test client with the customer actions most tests start from."""
+    """A test client with the customer actions most tests start from: an in-process TestClient
+    or an httpx.Client pointed at a running bank."""
 
-    http: TestClient
+    http: httpx.Client
 
     def sign_up(self, *, name: str = "Ann Lee", email: str | None = None, password: str = PASSWORD) -> dict:
         email = email or f"user{next(_serial)}@example.com"

@@ -147,11 +147,12 @@ def free_port() -> int:
 
 
 class RoleProcess:
-    """`microbank serve` for one role as a real process on a fixed port, which a test can
-    SIGKILL and start again."""
+    """`microbank serve` (or `dev`) for one role as a real process on a fixed port, which a test
+    can SIGKILL and start again."""
 
-    def __init__(self, role: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, role: str, env: dict[str, str], log_dir: Path, *, command: str = "serve") -> None:
         self.role = role
+        self.command = command
         self.port = free_port()
         self.env = {**env, "ROLE": role, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.log = log_dir / f"{role}-{self.port}.log"
@@ -164,7 +165,7 @@ class RoleProcess:
     def start(self, *, wait: bool = True, **extra_env: str) -> RoleProcess:
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [str(MICROBANK), "serve"], env={**self.env, **extra_env}, stdout=output, stderr=subprocess.STDOUT
+                [str(MICROBANK), self.command], env={**self.env, **extra_env}, stdout=output, stderr=subprocess.STDOUT
             )
         if wait:
             self.wait_ready()
