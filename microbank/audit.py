@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from microbank.platform.events import BankEvent
@@ -39,8 +40,13 @@ class AuditReport:
 
 
 def run_audit(settings: Settings) -> AuditReport:
-    engines = {name: create_engine(settings.database_url(name)) for name in DOMAINS}
+    urls = {name: settings.database_url(name) for name in DOMAINS}
     report = AuditReport()
+    # Opening a SQLite file that is not there would create an empty one in the wrong place.
+    if missing := [str(path) for path in map(sqlite_file, urls.values()) if path and not path.exists()]:
+        report.breach(f"cannot read the databases: no database file at {', '.join(missing)}")
+        return report
+    engines = {name: create_engine(url) for name, url in urls.items()}
     try:
         check_balances(engines["accounts"], report)
         check_transactions_match_postings(engines["transactions"], engines["accounts"], report)
@@ -53,6 +59,14 @@ def run_audit(settings: Settings) -> AuditReport:
         for engine in engines.values():
             engine.dispose()
     return report
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def _rows(engine: Engine, sql: str) -> list:
