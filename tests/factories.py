@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 PASSWORD = "correct horse battery staple"
@@ -166,6 +167,19 @@ def make_admin(users_database_url: str, email: str) -> None:
         grant_admin(db=database, email=email)
     finally:
         database.dispose()
+
+
+def metric_value(http: httpx.Client, name: str, *, missing: float | None = 0.0, **labels: str) -> float:
+    """A sample from the app's /metrics; `missing` when not recorded yet (a counter whose labels
+    have not occurred), or a failed assertion where `missing` is None."""
+    response = http.get("/metrics")
+    assert response.status_code == 200, response.text
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    assert missing is not None, f"/metrics has no {name} sample with {labels}"
+    return missing
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -49,6 +49,7 @@ def instrument(app: Any) -> Any:
     return instrumented
 
 
-@get("/metrics", sync_to_thread=False, include_in_schema=False, opt={"exclude_from_auth": True})
+# In a worker thread: some collectors (the outbox backlog) read a database at each scrape.
+@get("/metrics", sync_to_thread=True, include_in_schema=False, opt={"exclude_from_auth": True})
 def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import anyio.to_thread
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, or_, select, update
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from microbank.platform.db import BigIntId, Database, UTCDateTime, utcnow
@@ -134,15 +137,68 @@ class OutboxRelay:
                 await asyncio.sleep(interval)
 
 
+class OutboxBacklog(Collector):
+    """outbox_backlog and outbox_oldest_unsent_age_seconds per domain, read from the database at
+    each scrape rather than kept by the relay, so a stalled or missing relay still shows."""
+
+    def __init__(self) -> None:
+        self._outboxes: dict[str, tuple[Database, Table]] = {}
+
+    def watch(self, domain: str, db: Database, outbox: Table) -> None:
+        self._outboxes[domain] = (db, outbox)
+
+    def forget(self, domain: str, db: Database) -> None:
+        if self._outboxes.get(domain, (None,))[0] is db:
+            del self._outboxes[domain]
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families())
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        backlog, age = self._families()
+        now = utcnow()
+        for domain, (db, table) in list(self._outboxes.items()):
+            unsent = select(func.count(), func.min(table.c.created_at)).where(table.c.published_at.is_(None))
+            try:
+                with db.transaction() as session:
+                    count, oldest = session.execute(unsent).one()
+            except Exception as exc:  # a scrape reports what it can; readiness reports the outage
+                log.debug("outbox backlog of %s unreadable: %r", domain, exc)
+                continue
+            backlog.add_metric([domain], count)
+            age.add_metric([domain], (now - oldest).total_seconds() if oldest else 0.0)
+        return [backlog, age]
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("outbox_backlog", "Events committed but not yet delivered", labels=["domain"]),
+            GaugeMetricFamily(
+                "outbox_oldest_unsent_age_seconds", "Age of the oldest undelivered event", labels=["domain"]
+            ),
+        )
+
+
+OUTBOX_BACKLOG = OutboxBacklog()
+REGISTRY.register(OUTBOX_BACKLOG)
+
+
 def relay_worker(domain: str, outbox: Table) -> Worker:
-    """The worker that relays `domain`'s outbox to the role's event sink, if it has one."""
+    """The worker that relays `domain`'s outbox to the role's event sink, if it has one, and
+    reports the outbox's backlog for as long as the role runs."""
 
     async def relay_outbox(runtime: Runtime) -> None:
-        sink = runtime.ports.get("event_sink")
-        if sink is None:
-            log.warning("%s: no event sink (set RABBIT_URL): events wait in the outbox", domain)
-            return
-        await OutboxRelay(runtime.databases[domain], outbox, sink).run()
+        db = runtime.databases[domain]
+        OUTBOX_BACKLOG.watch(domain, db, outbox)
+        try:
+            sink = runtime.ports.get("event_sink")
+            if sink is None:
+                log.warning("%s: no event sink (set RABBIT_URL): events wait in the outbox", domain)
+                await asyncio.Event().wait()
+            else:
+                await OutboxRelay(db, outbox, sink).run()
+        finally:
+            OUTBOX_BACKLOG.forget(domain, db)
 
     relay_outbox.__name__ = f"relay_{domain}_outbox"
     return relay_outbox

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import anyio.to_thread
 import msgspec
+from prometheus_client import Counter
 from sqlalchemy import Select, select, update
 
 from microbank.platform.auth import Caller
@@ -38,6 +39,14 @@ from microbank.platform.pagination import keyset
 from microbank.transactions.events import transaction_finished
 from microbank.transactions.models import Transaction, outbox
 from microbank.transactions.schemas import TransactionRequest
+
+TRANSACTIONS_FINISHED = Counter(
+    "transactions_total", "Transactions that reached their outcome", ["type", "status", "reason"]
+)
+# Whole minor units (cents), so the count stays exact however much moves.
+MONEY_MOVED = Counter(
+    "money_moved_minor_units_total", "Amounts of completed transactions, in minor units", ["type", "currency"]
+)
 
 log = logging.getLogger("microbank.transactions")
 
@@ -176,7 +185,15 @@ def record_outcome(*, db: Database, transaction_id: int, outcome: PostingsOutcom
         if finished is None:
             return session.scalars(select(Transaction).where(Transaction.id == transaction_id)).one()
         add_event(session, outbox, transaction_finished(finished, outcome))
-        return finished
+    count_finished(finished)
+    return finished
+
+
+def count_finished(transaction: Transaction) -> None:
+    """Count a transaction this process took to its outcome, once it is committed."""
+    TRANSACTIONS_FINISHED.labels(transaction.type, transaction.status, transaction.reason or "").inc()
+    if transaction.status == "completed":
+        MONEY_MOVED.labels(transaction.type, transaction.currency).inc(transaction.amount_minor)
 
 
 def claim_stalled(*, db: Database, limit: int = 50, now: datetime | None = None) -> list[Transaction]:

@@ -37,7 +37,12 @@ def dev_process(tmp_path: Path) -> Iterator[Callable[[], RoleProcess]]:
 
 
 @pytest.fixture
-def dev_bank(dev_process: Callable[[], RoleProcess]) -> Iterator[BankClient]:
-    process = dev_process().start()
-    with httpx.Client(base_url=process.url, timeout=30) as http:
+def dev_service(dev_process: Callable[[], RoleProcess]) -> RoleProcess:
+    """`microbank dev`, started and ready."""
+    return dev_process().start()
+
+
+@pytest.fixture
+def dev_bank(dev_service: RoleProcess) -> Iterator[BankClient]:
+    with httpx.Client(base_url=dev_service.url, timeout=30) as http:
         yield BankClient(http)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.factories import BankClient
+from tests.factories import BankClient, concurrently, metric_value
 from tests.integration.conftest import MICROBANK, RoleProcess
 
 
@@ -38,22 +38,19 @@ def test_two_customers_move_money_and_are_told_of_it(dev_bank: BankClient) -> No
     assert f"Received $100.00 from account {checking} into account {savings['id']}. New balance: $150.00" in bob_told
     assert not any(ann["name"] in message or "74.50" in message for message in bob_told)
 
+    # Every event was handed over: nothing waits in the three outboxes.
+    for domain in ("users", "accounts", "transactions"):
+        assert metric_value(dev_bank.http, "outbox_backlog", missing=None, domain=domain) == 0
+        assert metric_value(dev_bank.http, "outbox_oldest_unsent_age_seconds", missing=None, domain=domain) == 0
 
-def test_concurrent_withdrawals_on_sqlite_never_overdraw(dev_bank: BankClient) -> None:
+
+def test_concurrent_withdrawals_on_sqlite_never_overdraw(dev_bank: BankClient, dev_service: RoleProcess) -> None:
     _, headers = dev_bank.customer()
     account = dev_bank.open_account(headers, initial_deposit="100.00")["id"]
     body = {"account_id": account, "type": "withdrawal", "amount": "10.00"}
 
-    async def withdraw_together() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=str(dev_bank.http.base_url), timeout=60) as http:
-            return await asyncio.gather(
-                *(
-                    http.post("/api/transactions", json=body, headers={**headers, "Idempotency-Key": f"w-{n}"})
-                    for n in range(30)
-                )
-            )
+    responses = asyncio.run(concurrently(dev_service, [(headers, f"w-{n}", body) for n in range(30)]))
 
-    responses = asyncio.run(withdraw_together())
     assert {response.status_code for response in responses} == {201}
     statuses = sorted(response.json()["status"] for response in responses)
     assert statuses == ["completed"] * 10 + ["rejected"] * 20
