@@ -94,10 +94,11 @@ class BankClient:
 
 
 def query_value(database_url: str, sql: str, **params: object) -> Any:
-    """One value read straight from a database: proof of what the services wrote."""
+    """One value from a statement run straight on a database (and committed): proof of what the
+    services wrote, or a change behind their backs."""
     engine = create_engine(database_url)
     try:
-        with engine.connect() as connection:
+        with engine.begin() as connection:
             return connection.execute(text(sql), params).scalar_one()
     finally:
         engine.dispose()

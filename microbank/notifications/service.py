@@ -7,11 +7,10 @@ from collections.abc import Sequence
 import anyio.to_thread
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from microbank.notifications.models import Notification
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database, utcnow
+from microbank.platform.db import Database, upsert_into, utcnow
 from microbank.platform.events import BankEvent, Recipient
 from microbank.platform.ownership import get_owned
 
@@ -92,8 +91,7 @@ def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> int:
     if not rows:
         return 0
     with db.transaction() as session:
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(Notification).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
+        statement = upsert_into(session, Notification).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
         new = session.execute(statement.returning(Notification.occurred_at), rows).scalars().all()
     NOTIFICATIONS_STORED.inc(len(new))
     for occurred_at in new:

@@ -41,7 +41,7 @@ def error_body(status: int, code: str, detail: str, errors: list[dict] | None = 
 
 def domain_error_response(_: Request, exc: DomainError) -> Response:
     errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
-    return Response(error_body(exc.status, exc.code, exc.detail, errors), status_code=exc.status)
+    return Response(error_body(exc.status, exc.code, exc.detail, errors), status_code=exc.status, headers=exc.headers)
 
 
 def validation_error_response(_: Request, exc: ValidationException) -> Response:

@@ -28,4 +28,15 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class FailedLogins(Base):
+    """Log-in attempts per email in the current throttling window, for emails with and without an
+    account alike, so that throttling reveals nothing; a successful log-in removes the row."""
+
+    __tablename__ = "failed_logins"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    attempts: Mapped[int]
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 outbox = outbox_table(Base.metadata)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, delete, literal, select
+from sqlalchemy.orm import Session
 
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database
-from microbank.platform.errors import Conflict, Invalid, NotFound, Unauthenticated
+from microbank.platform.db import Database, UTCDateTime, upsert_into, utcnow
+from microbank.platform.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthenticated
 from microbank.platform.outbox import add_event
 from microbank.platform.pagination import keyset
 from microbank.users.events import user_registered
-from microbank.users.models import User, outbox
+from microbank.users.models import FailedLogins, User, outbox
 from microbank.users.passwords import decoy_hash, hash_password, verify_password
 
 # Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is the mail
 # server's business, not a regex's.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Guessing a password: five tries per email per quarter of an hour, then wait out the quarter.
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW = timedelta(minutes=15)
 
 
 def normalize_email(email: str) -> str:
@@ -43,17 +50,55 @@ def register_user(*, db: Database, name: str, email: str, password: str) -> User
         return user
 
 
-def authenticate(*, db: Database, email: str, password: str) -> Caller:
-    """The caller these credentials belong to; the same error whether email or password is wrong."""
+def authenticate(*, db: Database, email: str, password: str, now: datetime | None = None) -> Caller:
+    """The caller these credentials belong to; the same error whether email or password is wrong.
+
+    Each attempt is counted before the password is checked, so concurrent guesses cannot slip
+    past the limit; over it, not even the right password is checked until the window is over.
+    The right password within the limit clears the count.
+    """
+    email = email.strip().lower()
+    now = now or utcnow()
     with db.transaction() as session:
-        row = session.execute(
-            select(User.id, User.role, User.password_hash).where(User.email == email.strip().lower())
-        ).one_or_none()
+        full_window_started_at = count_login_attempt(session, email, now)
+        row = session.execute(select(User.id, User.role, User.password_hash).where(User.email == email)).one_or_none()
+    if full_window_started_at is not None:
+        raise too_many_attempts(full_window_started_at, now)
     if row is None:
         verify_password(password, decoy_hash())
     elif verify_password(password, row.password_hash):
+        with db.transaction() as session:
+            session.execute(delete(FailedLogins).where(FailedLogins.email == email))
         return Caller(user_id=row.id, role=row.role)
     raise Unauthenticated("email or password is wrong", code="invalid_credentials")
+
+
+def count_login_attempt(session: Session, email: str, now: datetime) -> datetime | None:
+    """Count an attempt in the email's window (a new window once the old one is over); None while
+    within the limit, else the start of the window that is full."""
+    expired = FailedLogins.window_started_at <= now - LOGIN_WINDOW
+    attempts, window_started_at = session.execute(
+        upsert_into(session, FailedLogins)
+        .values(email=email, attempts=1, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=[FailedLogins.email],
+            set_={
+                "attempts": case((expired, 1), else_=FailedLogins.attempts + 1),
+                "window_started_at": case((expired, literal(now, UTCDateTime())), else_=FailedLogins.window_started_at),
+            },
+        )
+        .returning(FailedLogins.attempts, FailedLogins.window_started_at)
+    ).one()
+    return window_started_at if attempts > LOGIN_ATTEMPTS else None
+
+
+def too_many_attempts(window_started_at: datetime, now: datetime) -> TooManyRequests:
+    wait = math.ceil((window_started_at + LOGIN_WINDOW - now).total_seconds())
+    return TooManyRequests(
+        f"too many log-in attempts for this email; try again in {wait} seconds",
+        code="too_many_login_attempts",
+        retry_after=max(wait, 1),
+    )
 
 
 def get_user(*, db: Database, user_id: int) -> User:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 from microbank.platform.auth import Caller, TokenIssuer, generate_keypair
-from tests.factories import PASSWORD, bearer, count_rows, make_admin
+from tests.factories import PASSWORD, BankClient, bearer, count_rows, make_admin, query_value
 
 VALID = {"name": "Ann Lee", "email": "ann@example.com", "password": PASSWORD}
 
@@ -184,6 +187,68 @@ def test_a_wrong_password_and_an_unknown_email_are_refused_alike(bank):
 def test_a_nul_character_in_the_login_email_is_refused_not_a_crash(bank):
     response = bank.http.post("/api/auth/token", json={"email": "ann\x00@example.com", "password": PASSWORD})
     assert response.status_code in (400, 401), response.text
+
+
+# --- log-in throttling -----------------------------------------------------------------
+
+
+def log_in_as(http, email: str, password: str):
+    return http.post("/api/auth/token", json={"email": email, "password": password})
+
+
+def test_a_sixth_attempt_within_15_minutes_is_refused_even_with_the_right_password(bank):
+    bank.sign_up(email="ann@example.com")
+    bank.sign_up(email="bob@example.com")
+
+    guesses = [log_in_as(bank.http, "ann@example.com", f"guess number {n}").status_code for n in range(5)]
+    refused = log_in_as(bank.http, "ANN@example.com", PASSWORD)
+
+    assert guesses == [401] * 5
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_login_attempts"
+    assert 890 <= int(refused.headers["Retry-After"]) <= 900
+    assert "access_token" not in refused.text
+    assert log_in_as(bank.http, "bob@example.com", PASSWORD).status_code == 200
+
+
+def test_an_unknown_email_is_throttled_like_a_known_one(bank):
+    statuses = [log_in_as(bank.http, "nobody@example.com", PASSWORD).status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
+def test_the_right_password_within_the_limit_clears_the_count(bank):
+    bank.sign_up(email="ann@example.com")
+    before = [log_in_as(bank.http, "ann@example.com", "a wrong guess").status_code for _ in range(4)]
+    assert log_in_as(bank.http, "ann@example.com", PASSWORD).status_code == 200
+    after = [log_in_as(bank.http, "ann@example.com", "a wrong guess").status_code for _ in range(5)]
+    assert before + after == [401] * 9
+
+
+def test_the_throttle_lifts_when_its_window_is_over(bank, database_urls):
+    bank.sign_up(email="ann@example.com")
+    for _ in range(6):
+        log_in_as(bank.http, "ann@example.com", "a wrong guess")
+    assert log_in_as(bank.http, "ann@example.com", PASSWORD).status_code == 429
+
+    query_value(
+        database_urls["users"],
+        "UPDATE failed_logins SET window_started_at = window_started_at - interval '15 minutes' RETURNING 1",
+    )
+
+    assert log_in_as(bank.http, "ann@example.com", PASSWORD).status_code == 200
+
+
+def test_concurrent_guesses_get_no_more_than_five_tries(role_process):
+    users = role_process("users").start()
+    with httpx.Client(base_url=users.url, timeout=30) as http:
+        BankClient(http).sign_up(email="ann@example.com")
+
+    async def guess_together() -> list[int]:
+        async with httpx.AsyncClient(base_url=users.url, timeout=60) as http:
+            guesses = [log_in_as(http, "ann@example.com", f"guess number {n}") for n in range(20)]
+            return [response.status_code for response in await asyncio.gather(*guesses)]
+
+    assert sorted(asyncio.run(guess_together())) == [401] * 5 + [429] * 15
 
 
 # --- who am I --------------------------------------------------------------------------
