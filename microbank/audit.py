@@ -54,7 +54,7 @@ def run_audit(settings: Settings) -> AuditReport:
         check_notifications(outboxes, engines["transactions"], engines["notifications"], report)
     except SQLAlchemyError as exc:
         # Unreachable, or not migrated: the audit cannot vouch for anything it did not read.
-        report.breach(f"cannot read the databases: {exc.orig or exc}")
+        report.breach(f"cannot read the databases: {getattr(exc, 'orig', None) or exc}")
     finally:
         for engine in engines.values():
             engine.dispose()

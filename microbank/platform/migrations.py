@@ -57,7 +57,7 @@ def migration_gap(domain: str, engine: Engine) -> str | None:
     try:
         current = current_revision(engine)
     except SQLAlchemyError as exc:
-        return f"{domain} database unreachable: {type(exc.orig or exc).__name__}"
+        return f"{domain} database unreachable: {type(getattr(exc, 'orig', None) or exc).__name__}"
     head = head_revision(domain)
     if current != head:
         return f"{domain} database at revision {current or 'none'}, code expects {head}"
