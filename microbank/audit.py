@@ -10,11 +10,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from microbank.platform.events import BankEvent
+from microbank.platform.events import decode_event
 from microbank.platform.money import format_minor
 from microbank.platform.settings import Settings
 from microbank.roles import DOMAINS
@@ -122,11 +121,10 @@ def check_transactions_match_postings(transactions: Engine, accounts: Engine, re
         if tx.status == "pending":
             report.breach(f"transaction {tx.id}: still pending")
             continue
-        actual = postings.get(tx.id, Counter())
-        if actual != expected_postings(tx):
+        actual, expected = postings.get(tx.id, Counter()), expected_postings(tx)
+        if actual != expected:
             report.breach(
-                f"transaction {tx.id} ({tx.status} {tx.type}): postings {dict(actual)} "
-                f"!= expected {dict(expected_postings(tx))}"
+                f"transaction {tx.id} ({tx.status} {tx.type}): postings {dict(actual)} != expected {dict(expected)}"
             )
     for transaction_id in sorted(set(postings) - seen):
         report.breach(f"postings for transaction {transaction_id}, which does not exist")
@@ -145,7 +143,7 @@ def check_notifications(
     events_per_transaction: Counter = Counter()
     rows = [row for outbox in outboxes for row in _rows(outbox, "SELECT event_id, payload, published_at FROM outbox")]
     for row in rows:
-        event = msgspec.json.decode(row.payload, type=BankEvent)
+        event = decode_event(row.payload)
         report.checked["events"] += 1
         if event.transaction_id is not None:
             events_per_transaction[event.transaction_id] += 1

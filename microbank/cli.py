@@ -52,6 +52,7 @@ def migrate(settings: Settings) -> None:
 def dev(settings: Settings) -> None:
     """Every role in one process on SQLite files, with a throwaway signing key: a laptop bank."""
     from microbank.platform.auth import generate_keypair
+    from microbank.roles import role_named
 
     os.environ["ROLE"] = "all"
     if not settings.jwt_private_key:
@@ -61,7 +62,7 @@ def dev(settings: Settings) -> None:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings)
-    log.info("data in %s; open http://localhost:%d", settings.data_dir, settings.port or 8000)
+    log.info("data in %s; open http://localhost:%d", settings.data_dir, settings.port or role_named("all").port)
     serve(settings)
 
 
@@ -85,16 +86,16 @@ def audit(settings: Settings) -> int:
 
 
 def recover(settings: Settings) -> int:
-    """Finish every pending transaction now, whatever its lease: repeating a step is harmless."""
-    from microbank.platform.db import Database, utcnow
+    """Finish every pending transaction now, whatever its lease."""
+    from microbank.platform.db import Database
     from microbank.transactions.ledger import HttpLedger
-    from microbank.transactions.service import RECOVERY_DELAY, recover_pending
+    from microbank.transactions.service import recover_all_pending
 
     async def recover_all() -> int:
         db = Database("transactions", settings.database_url("transactions"))
         ledger = HttpLedger(settings.accounts_url, settings.service_token)
         try:
-            return await recover_pending(db=db, ledger=ledger, now=utcnow() + RECOVERY_DELAY)
+            return await recover_all_pending(db=db, ledger=ledger)
         finally:
             await ledger.aclose()
             db.dispose()

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from microbank.accounts import service
 from microbank.accounts.models import Account, Posting
 from microbank.accounts.schemas import AccountOut, OpenAccount, PostingOut
-from microbank.platform.auth import Caller, service_only
+from microbank.platform.auth import PUBLIC, AuthedRequest, service_only
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency, port_dependency
-from microbank.platform.http import PUBLIC
 from microbank.platform.ledger import Deposits, OpeningDeposit, PostingsOutcome, PostingsRequest
 from microbank.platform.money import format_minor
 from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
-
-AuthedRequest = Request[Caller, str, State]
 
 
 def account_out(account: Account, opening_deposit: OpeningDeposit | None = None) -> AccountOut:
@@ -71,7 +67,7 @@ class AccountController(Controller):
         cursor: FromQuery[Cursor] = None,
     ) -> Response[list[AccountOut]]:
         accounts = service.list_accounts(db=db, caller=request.user, after=cursor, limit=limit)
-        return page(request, [account_out(a) for a in accounts], limit=limit, cursor_of=lambda a: a.id)
+        return page(request, [account_out(a) for a in accounts], limit=limit)
 
     @get("/{account_id:int}", sync_to_thread=True, summary="One of the caller's accounts")
     def get_account(
@@ -94,7 +90,7 @@ class AccountController(Controller):
         cursor: FromQuery[Cursor] = None,
     ) -> Response[list[PostingOut]]:
         postings = service.list_postings(db=db, caller=request.user, account_id=account_id, before=cursor, limit=limit)
-        return page(request, [posting_out(p) for p in postings], limit=limit, cursor_of=lambda p: p.id)
+        return page(request, [posting_out(p) for p in postings], limit=limit)
 
 
 def posting_out(posting: Posting) -> PostingOut:

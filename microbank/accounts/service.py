@@ -210,10 +210,10 @@ def _encode(outcome: PostingsOutcome) -> str:
 
 def list_postings(*, db: Database, caller: Caller, account_id: int, before: int | None, limit: int) -> list[Posting]:
     """An account's statement, newest first; the account must be one the caller may see."""
-    get_account(db=db, caller=caller, account_id=account_id)
     query = select(Posting).where(Posting.account_id == account_id)
     query = keyset(query, Posting.id, cursor=before, limit=limit, newest_first=True)
     with db.transaction() as session:
+        get_owned(session, Account, account_id, caller)
         return list(session.scalars(query))
 
 

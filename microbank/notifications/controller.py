@@ -9,8 +9,7 @@ from typing import Annotated
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -18,12 +17,11 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from microbank.notifications import service
 from microbank.notifications.models import Notification
 from microbank.notifications.schemas import NotificationOut
-from microbank.platform.auth import Caller
-from microbank.platform.db import Database
+from microbank.platform.auth import AuthedRequest, Caller
+from microbank.platform.db import MAX_ID, Database
 from microbank.platform.domain import database_dependency
-from microbank.platform.pagination import DEFAULT_LIMIT, MAX_ID, PAGE_HEADERS, Cursor, EntityId, Limit, page
+from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
 
-AuthedRequest = Request[Caller, str, State]
 LastEventId = Annotated[int | None, HeaderParameter(name="Last-Event-ID", ge=0, le=MAX_ID)]
 # The stream looks for new notifications this often; each look is one indexed query.
 STREAM_POLL_SECONDS = 1.0
@@ -57,7 +55,7 @@ class NotificationController(Controller):
         unread: FromQuery[bool | None] = None,
     ) -> Response[list[NotificationOut]]:
         rows = service.list_notifications(db=db, caller=request.user, before=cursor, limit=limit, unread=unread)
-        return page(request, [notification_out(n) for n in rows], limit=limit, cursor_of=lambda n: n.id)
+        return page(request, [notification_out(n) for n in rows], limit=limit)
 
     @post("/{notification_id:int}/read", sync_to_thread=True, status_code=200, summary="Mark a notification read")
     def mark_read(

@@ -10,7 +10,9 @@ from typing import Any, Literal
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
@@ -35,6 +37,10 @@ class Caller:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+# A request that passed BearerAuthMiddleware: request.user is the Caller, request.auth the token.
+AuthedRequest = Request[Caller, str, State]
 
 
 def generate_keypair() -> tuple[str, str]:
@@ -119,6 +125,10 @@ def _caller_from(claims: dict[str, Any]) -> Caller:
     if role not in ("customer", "admin") or not isinstance(sub, str) or not sub.isdigit():
         raise Unauthenticated("the token is not valid", code="invalid_token")
     return Caller(user_id=int(sub), role=role)
+
+
+# Handler opt that lets a route through without a bearer token.
+PUBLIC = {"exclude_from_auth": True}
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):

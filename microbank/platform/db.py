@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -42,15 +42,17 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        # A timestamp without an offset (e.g. a ?since= query) is taken to be UTC.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC; a timestamp without an offset (a ?since= query, SQLite's storage) is taken to be UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -112,10 +114,6 @@ class Database:
         except (OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"the {self.name} database is unavailable") from exc
 
-    def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -128,3 +126,5 @@ def upsert_into(session: Session, entity: Any) -> Any:
 
 # BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer, "sqlite")
+# The largest id a BigIntId holds: ids from clients are bounded by it, so none overflows a query.
+MAX_ID = 2**63 - 1

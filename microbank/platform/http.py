@@ -20,7 +20,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from microbank.platform.auth import BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
+from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.metrics import instrument, metrics
@@ -28,8 +28,6 @@ from microbank.platform.migrations import migration_gap
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
-
-PUBLIC = {"exclude_from_auth": True}
 
 
 def error_body(status: int, code: str, detail: str, errors: list[dict] | None = None) -> dict:
@@ -129,11 +127,13 @@ def create_http_app(
     """The ASGI app of a role: its domains' routes on the runtime's databases and ports, health,
     readiness and metrics, and its workers running for as long as the app does."""
     settings = runtime.settings
+    openapi = _openapi(name)
     middleware = []
     issuer = None
     if route_handlers:
         verifier, issuer = _token_keys(settings, issues_tokens=issues_tokens)
-        exclude = ["^/schema", "^/api/[a-z]+/schema", "^/api/schema", "^/internal/"]
+        # The OpenAPI documents are public; a handler opts out itself with opt=PUBLIC.
+        exclude = [f"^{openapi.path}"]
         middleware.append(DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=exclude))
 
     @asynccontextmanager
@@ -153,7 +153,7 @@ def create_http_app(
         lifespan=[run_workers],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        openapi_config=_openapi(name),
+        openapi_config=openapi,
         request_max_body_size=64 * 1024,
         debug=False,
     )
@@ -194,4 +194,4 @@ def _token_keys(settings: Settings, *, issues_tokens: bool) -> tuple[TokenVerifi
     return TokenVerifier(public_pem), issuer
 
 
-__all__ = ["PUBLIC", "create_http_app", "error_body"]
+__all__ = ["create_http_app", "error_body"]

@@ -10,13 +10,14 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from microbank.platform.db import MAX_ID
 from microbank.platform.money import MAX_AMOUNT_MINOR
 
 TransactionType = Literal["deposit", "withdrawal", "transfer"]
 Outcome = Literal["completed", "rejected"]
 
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
 
 class PostingsRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -45,6 +46,7 @@ class LedgerUnavailable(Exception):
     """Accounts could not be asked, or did not answer: the outcome is unknown, retry later."""
 
 
+# runtime_checkable: Litestar checks an injected dependency against its annotation.
 @runtime_checkable
 class Ledger(Protocol):
     async def apply(self, request: PostingsRequest) -> PostingsOutcome: ...

@@ -8,6 +8,8 @@ from typing import Any
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
+from microbank.platform.auth import PUBLIC
+
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests served", ["method", "handler", "status"])
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -50,6 +52,6 @@ def instrument(app: Any) -> Any:
 
 
 # In a worker thread: some collectors (the outbox backlog) read a database at each scrape.
-@get("/metrics", sync_to_thread=True, include_in_schema=False, opt={"exclude_from_auth": True})
+@get("/metrics", sync_to_thread=True, include_in_schema=False, opt=PUBLIC)
 def metrics() -> Response[bytes]:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

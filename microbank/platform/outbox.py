@@ -22,7 +22,7 @@ from microbank.platform.retry import retry_until_done
 
 log = logging.getLogger("microbank.outbox")
 
-# Longer than a delivery can take (the broker's publish timeout is 10 s): a relay that dies
+# Longer than a delivery can take (broker.PUBLISH_TIMEOUT, 10 s): a relay that dies
 # mid-delivery leaves its batch to the others once the lease runs out.
 DELIVERY_LEASE = timedelta(seconds=30)
 
@@ -63,7 +63,8 @@ class EventSink(Protocol):
 
 
 class OutboxRelay:
-    """Deliver unsent outbox rows in order, marking them sent only after the sink accepted them.
+    """Deliver unsent outbox rows, oldest first, marking them sent only after the sink accepted them.
+    Order is not a promise: batches of several replicas, and redelivered batches, interleave.
 
     A batch is leased (claimed_until) in one short transaction, delivered with no transaction
     open, and marked sent in another; the claim uses FOR UPDATE SKIP LOCKED, so several replicas
@@ -118,7 +119,7 @@ class OutboxRelay:
                 .values(claimed_until=now + self.lease)
                 .returning(table.c.id, table.c.payload)
             ).all()
-        return sorted(rows, key=lambda row: row.id)
+        return sorted(rows, key=lambda row: row.id)  # RETURNING comes in no particular order
 
     def _end_lease(self, ids: list[int], published_at: datetime | None) -> None:
         """Mark the batch sent, or (published_at None) hand it back for the next attempt."""

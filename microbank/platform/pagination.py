@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from litestar import Request, Response
@@ -11,11 +11,18 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter
 from sqlalchemy import Select
 
-T = TypeVar("T")
+from microbank.platform.db import MAX_ID
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=Identified)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-MAX_ID = 2**63 - 1
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[
@@ -41,12 +48,13 @@ PAGE_HEADERS = [
 ]
 
 
-def page(request: Request, items: Sequence[T], *, limit: int, cursor_of: Any) -> Response[Sequence[T]]:
-    """Respond with `items` (fetched as limit + 1 rows) and a next cursor if there are more."""
+def page(request: Request, items: Sequence[T], *, limit: int) -> Response[Sequence[T]]:
+    """Respond with `items` (fetched as limit + 1 rows) and, if there are more, the id of the last
+    one shown as the next cursor."""
     if len(items) <= limit:
         return Response(items)
     shown = items[:limit]
-    cursor = str(cursor_of(shown[-1]))
+    cursor = str(shown[-1].id)
     next_url = request.url.with_replacements(query=_with_cursor(request, cursor))
     return Response(shown, headers={"X-Next-Cursor": cursor, "Link": f'<{next_url}>; rel="next"'})
 

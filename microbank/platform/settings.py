@@ -1,10 +1,9 @@
-"""Typed settings, read from the environment once per process."""
+"""Typed settings, read from the environment (secrets also from *_FILE)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 
@@ -79,8 +78,3 @@ def load_settings() -> Settings:
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
     )
-
-
-@cache
-def settings() -> Settings:
-    return load_settings()

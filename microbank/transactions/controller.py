@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
-from microbank.platform.auth import Caller
+from microbank.platform.auth import AuthedRequest
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency, port_dependency
 from microbank.platform.ledger import Ledger, TransactionType
@@ -25,7 +24,6 @@ IdempotencyKey = Annotated[
     HeaderParameter(name="Idempotency-Key", description="required: a repeat with the same key moves money once"),
 ]
 
-AuthedRequest = Request[Caller, str, State]
 TransactionStatus = Literal["pending", "completed", "rejected"]
 
 
@@ -95,7 +93,7 @@ class TransactionController(Controller):
             since=since,
             until=until,
         )
-        return page(request, [transaction_out(t) for t in rows], limit=limit, cursor_of=lambda t: t.id)
+        return page(request, [transaction_out(t) for t in rows], limit=limit)
 
     @get("/{transaction_id:int}", sync_to_thread=True, summary="One of the caller's transactions")
     def get_transaction(

@@ -7,20 +7,17 @@ from typing import Annotated
 
 import msgspec
 
-from microbank.platform.ledger import TransactionType
+from microbank.platform.ledger import Id, TransactionType
 from microbank.platform.money import AmountIn
-from microbank.platform.pagination import MAX_ID
 from microbank.platform.text import NO_CONTROL_CHARACTERS
-
-AccountId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
 
 class TransactionRequest(msgspec.Struct, forbid_unknown_fields=True):
-    account_id: AccountId
+    account_id: Id
     type: TransactionType
     # A decimal string ("200.00") or a JSON number with at most two decimals (200.00).
     amount: AmountIn
-    to_account_id: AccountId | None = None
+    to_account_id: Id | None = None
     description: Annotated[str, msgspec.Meta(max_length=200), NO_CONTROL_CHARACTERS] | None = None
 
 

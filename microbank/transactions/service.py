@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from sqlalchemy import Select, select, update
 
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database, utcnow
+from microbank.platform.db import Database, upsert_into, utcnow
 from microbank.platform.errors import Conflict, Invalid, Unavailable
 from microbank.platform.faults import crash_point
 from microbank.platform.ledger import (
@@ -114,31 +114,29 @@ async def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, 
 
 
 def record_pending(*, db: Database, caller: Caller, key: str, movement: MoneyMovement) -> Transaction:
-    """The transaction for this key: a new pending one, or the one a repeat of the request made."""
+    """The transaction for this key: a new pending one, or the one a repeat of the request made.
+    A concurrent request with the same key makes the insert wait for it, then do nothing."""
     fingerprint = movement.fingerprint()
-    try:
-        with db.transaction() as session:
-            if existing := session.scalar(_by_key(caller.user_id, key)):
-                return _repeat_of(existing, fingerprint)
-            transaction = Transaction(
-                user_id=caller.user_id,
-                idempotency_key=key,
-                request_hash=fingerprint,
-                type=movement.type,
-                account_id=movement.account_id,
-                to_account_id=movement.to_account_id,
-                amount_minor=movement.amount_minor,
-                description=movement.description,
-                status="pending",
-                next_attempt_at=utcnow() + RECOVERY_DELAY,
-            )
-            session.add(transaction)
-            session.flush()
-            return transaction
-    except Conflict:
-        # A concurrent request with the same key inserted first: it is the same transaction.
-        with db.transaction() as session:
-            return _repeat_of(session.scalars(_by_key(caller.user_id, key)).one(), fingerprint)
+    new_pending = dict(
+        user_id=caller.user_id,
+        idempotency_key=key,
+        request_hash=fingerprint,
+        type=movement.type,
+        account_id=movement.account_id,
+        to_account_id=movement.to_account_id,
+        amount_minor=movement.amount_minor,
+        description=movement.description,
+        status="pending",
+        next_attempt_at=utcnow() + RECOVERY_DELAY,
+    )
+    with db.transaction() as session:
+        inserted = session.scalars(
+            upsert_into(session, Transaction)
+            .values(**new_pending)
+            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+            .returning(Transaction)
+        ).one_or_none()
+        return inserted or _repeat_of(session.scalars(_by_key(caller.user_id, key)).one(), fingerprint)
 
 
 def _by_key(user_id: int, key: str) -> Select:
@@ -196,13 +194,13 @@ def count_finished(transaction: Transaction) -> None:
         MONEY_MOVED.labels(transaction.type, transaction.currency).inc(transaction.amount_minor)
 
 
-def claim_stalled(*, db: Database, limit: int = 50, now: datetime | None = None) -> list[Transaction]:
-    """Pending transactions whose time for another attempt has come, leased to this process for
-    RECOVERY_DELAY so that other replicas pass them by meanwhile."""
-    now = now or utcnow()
+def claim_stalled(*, db: Database, limit: int = 50, as_of: datetime | None = None) -> list[Transaction]:
+    """Pending transactions whose time for another attempt has come by `as_of` (default now),
+    leased to this process until RECOVERY_DELAY after it, so that other replicas pass them by."""
+    as_of = as_of or utcnow()
     due = (
         select(Transaction.id)
-        .where(Transaction.status == "pending", Transaction.next_attempt_at <= now)
+        .where(Transaction.status == "pending", Transaction.next_attempt_at <= as_of)
         .order_by(Transaction.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -212,16 +210,17 @@ def claim_stalled(*, db: Database, limit: int = 50, now: datetime | None = None)
             session.scalars(
                 update(Transaction)
                 .where(Transaction.id.in_(due.scalar_subquery()))
-                .values(attempts=Transaction.attempts + 1, next_attempt_at=now + RECOVERY_DELAY)
+                .values(attempts=Transaction.attempts + 1, next_attempt_at=as_of + RECOVERY_DELAY)
                 .returning(Transaction)
             )
         )
 
 
-async def recover_pending(*, db: Database, ledger: Ledger, now: datetime | None = None) -> int:
-    """Drive every stalled pending transaction to its outcome; how many were finished."""
+async def recover_pending(*, db: Database, ledger: Ledger, as_of: datetime | None = None) -> int:
+    """Drive every pending transaction due by `as_of` (default now) to its outcome; how many were
+    finished."""
     finished = 0
-    while stalled := await anyio.to_thread.run_sync(lambda: claim_stalled(db=db, now=now)):
+    while stalled := await anyio.to_thread.run_sync(lambda: claim_stalled(db=db, as_of=as_of)):
         for transaction in stalled:
             try:
                 await drive(db=db, ledger=ledger, transaction=transaction)
@@ -230,6 +229,13 @@ async def recover_pending(*, db: Database, ledger: Ledger, now: datetime | None 
                 return finished
             finished += 1
     return finished
+
+
+async def recover_all_pending(*, db: Database, ledger: Ledger) -> int:
+    """Finish every pending transaction now, whatever its lease: repeating a step is harmless.
+    Due by RECOVERY_DELAY from now covers every lease, and each row claimed in this pass is leased
+    beyond that, so the pass ends instead of trying the same row again."""
+    return await recover_pending(db=db, ledger=ledger, as_of=utcnow() + RECOVERY_DELAY)
 
 
 def list_transactions(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from microbank.platform.auth import Caller, TokenIssuer, admin_only
+from microbank.platform.auth import PUBLIC, AuthedRequest, TokenIssuer, admin_only
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency
-from microbank.platform.http import PUBLIC
 from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, Limit, page
 from microbank.users import service
 from microbank.users.models import User
@@ -31,7 +30,7 @@ class UserController(Controller):
         return user_out(service.register_user(db=db, name=data.name, email=data.email, password=data.password))
 
     @get("/me", sync_to_thread=True, summary="The caller's profile")
-    def me(self, request: Request[Caller, str, State], db: NamedDependency[Database]) -> UserOut:
+    def me(self, request: AuthedRequest, db: NamedDependency[Database]) -> UserOut:
         return user_out(service.get_user(db=db, user_id=request.user.user_id))
 
     @get(
@@ -43,13 +42,13 @@ class UserController(Controller):
     )
     def list_users(
         self,
-        request: Request[Caller, str, State],
+        request: AuthedRequest,
         db: NamedDependency[Database],
         limit: FromQuery[Limit] = DEFAULT_LIMIT,
         cursor: FromQuery[Cursor] = None,
     ) -> Response[list[UserOut]]:
         users = service.list_users(db=db, after=cursor, limit=limit)
-        return page(request, [user_out(u) for u in users], limit=limit, cursor_of=lambda u: u.id)
+        return page(request, [user_out(u) for u in users], limit=limit)
 
 
 class AuthController(Controller):

@@ -27,8 +27,13 @@ LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW = timedelta(minutes=15)
 
 
+def canonical_email(email: str) -> str:
+    """The form emails are stored and compared in: unique case-insensitively."""
+    return email.strip().lower()
+
+
 def normalize_email(email: str) -> str:
-    normalized = email.strip().lower()
+    normalized = canonical_email(email)
     if not _EMAIL.match(normalized):
         raise Invalid("email must look like name@example.com", field="email")
     return normalized
@@ -57,11 +62,13 @@ def authenticate(*, db: Database, email: str, password: str, now: datetime | Non
     past the limit; over it, not even the right password is checked until the window is over.
     The right password within the limit clears the count.
     """
-    email = email.strip().lower()
+    email = canonical_email(email)
     now = now or utcnow()
+    credentials = select(User.id, User.role, User.password_hash).where(User.email == email)
     with db.transaction() as session:
         full_window_started_at = count_login_attempt(session, email, now)
-        row = session.execute(select(User.id, User.role, User.password_hash).where(User.email == email)).one_or_none()
+        # Over the limit, the credentials are not even read (and the refusal waits for the commit).
+        row = None if full_window_started_at else session.execute(credentials).one_or_none()
     if full_window_started_at is not None:
         raise too_many_attempts(full_window_started_at, now)
     if row is None:
