@@ -3,9 +3,9 @@ each on its own PostgreSQL database), at rising client concurrency; prints a tab
 
     .venv/bin/python bench/deposits.py [--seconds 5] [--clients 16,32,64,128]
 
-It creates and drops its own databases (POSTGRES_URL, default the local server). DESIGN.md's
-reference point: the seed's design managed ~95-107 deposits/s at 16-48 clients and stalled
-completely at 56-64.
+It creates and drops its own databases on the server the tests use (TEST_POSTGRES_URL, default
+the local one). The reference point, from the design notes: the seed's design managed ~95-107
+deposits/s at 16-48 clients and stalled completely at 56-64.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from microbank.platform.auth import Caller, TokenIssuer, generate_keypair
 from microbank.platform.migrations import upgrade
 
-ADMIN_URL = os.environ.get("POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 MICROBANK = Path(sys.executable).parent / "microbank"
 
 
