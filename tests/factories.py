@@ -112,7 +112,7 @@ Headers = dict[str, str]
 
 
 class Service(Protocol):
-    """A running role, as tests reach it: tests/integration/conftest.py's RoleProcess."""
+    """A running role, as tests reach it: tests/processes.py's RoleProcess."""
 
     @property
     def url(self) -> str: ...

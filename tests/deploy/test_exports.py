@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from microbank.cli import asyncapi, rabbit_definitions
+from tests.processes import MICROBANK
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"
 ASYNCAPI = ROOT / "docs" / "asyncapi.json"
-MICROBANK = Path(sys.executable).parent / "microbank"
 ROUTING_KEYS = {"transaction.completed", "transaction.rejected", "account.opened", "user.registered"}
 REGENERATE = "regenerate it: microbank {command} --output {path}"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.factories import BankClient
-from tests.integration.conftest import RoleProcess
+from tests.processes import RoleProcess
 
 # What `microbank dev` must not inherit from the test run: it is the embedded default.
 SERVICE_SETTINGS = ("DATABASE_URL", "RABBIT_URL", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "SERVICE_TOKEN", "ROLE")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.factories import BankClient, concurrently, metric_value
-from tests.integration.conftest import MICROBANK, RoleProcess
+from tests.processes import MICROBANK, RoleProcess
 
 
 def test_two_customers_move_money_and_are_told_of_it(dev_bank: BankClient) -> None:

@@ -6,27 +6,26 @@ PostgreSQL being unreachable fails the run: these tests never skip.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from microbank.audit import AuditReport, run_audit
 from microbank.platform.auth import Caller, TokenIssuer
 from microbank.platform.migrations import upgrade
 from microbank.platform.settings import Settings, load_settings
 from microbank.roles import DOMAINS, create_app
 from tests.factories import BankClient
+from tests.processes import RoleProcess
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -70,6 +69,30 @@ def database_urls(postgres: None) -> Iterator[dict[str, str]]:
             drop_database(f"{prefix}_{domain}")
 
 
+@pytest.fixture
+def fresh_database(postgres: None) -> Iterator[str]:
+    """The URL of an empty database that exists only for this test."""
+    name = f"mbtest_fresh_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+def audit() -> AuditReport:
+    """`microbank audit` over the test databases (role_env has set the environment)."""
+    return run_audit(replace(load_settings(), role="all"))
+
+
+def audit_once_idle(timeout: float = 5.0) -> AuditReport:
+    """The audit once the relay has delivered every event, or the last report after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (report := audit()).clean and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return report
+
+
 @pytest.fixture(autouse=True)
 def empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with empty tables (ids restart too)."""
@@ -104,6 +127,9 @@ def role_env(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # Events go over RabbitMQ only where a test asks for it (the rabbit_url fixture), whatever the shell says.
+    monkeypatch.delenv("RABBIT_URL", raising=False)
+    monkeypatch.delenv("RABBIT_URL_FILE", raising=False)
     return env
 
 
@@ -134,72 +160,6 @@ def client_for(role_env: dict[str, str]) -> Iterator[Callable[[str], BankClient]
 def bank(client_for: Callable[[str], BankClient]) -> BankClient:
     """Every role in one app (ROLE=all) on the PostgreSQL databases."""
     return client_for("all")
-
-
-MICROBANK = Path(sys.executable).parent / "microbank"
-READY_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RoleProcess:
-    """`microbank serve` (or `dev`) for one role as a real process on a fixed port, which a test
-    can SIGKILL and start again."""
-
-    def __init__(self, role: str, env: dict[str, str], log_dir: Path, *, command: str = "serve") -> None:
-        self.role = role
-        self.command = command
-        self.port = free_port()
-        self.env = {**env, "ROLE": role, "PORT": str(self.port), "HOST": "127.0.0.1"}
-        self.log = log_dir / f"{role}-{self.port}.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, wait: bool = True, **extra_env: str) -> RoleProcess:
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [str(MICROBANK), self.command], env={**self.env, **extra_env}, stdout=output, stderr=subprocess.STDOUT
-            )
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                pytest.fail(f"{self.role} exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"{self.role} not ready within {READY_TIMEOUT}s:\n{self.log.read_text()}")
-
-    def wait_exit(self, timeout: float = 10) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

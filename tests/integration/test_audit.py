@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import replace
-
-from microbank.audit import run_audit
-from microbank.platform.settings import load_settings
-from tests.integration.conftest import create_database, drop_database
+from tests.integration.conftest import audit
 
 
-def test_an_unmigrated_database_is_a_discrepancy_not_a_crash(role_env, monkeypatch):
-    name = f"mbtest_{uuid.uuid4().hex[:8]}_empty"
-    monkeypatch.setenv("ACCOUNTS_DATABASE_URL", create_database(name))
-    try:
-        report = run_audit(replace(load_settings(), role="all"))
-    finally:
-        drop_database(name)
+def test_an_unmigrated_database_is_a_discrepancy_not_a_crash(role_env, fresh_database, monkeypatch):
+    monkeypatch.setenv("ACCOUNTS_DATABASE_URL", fresh_database)
+    report = audit()
 
     assert not report.clean
     (discrepancy,) = report.discrepancies

@@ -17,7 +17,8 @@ from faststream.rabbit import RabbitBroker
 from microbank.platform.broker import EVENTS, NOTIFICATIONS_QUEUE, RabbitSink, connect, make_broker
 from microbank.platform.events import TRANSACTION_COMPLETED, Recipient, encode_event, new_event
 from tests.factories import Headers, concurrently, move, open_account, query_value, wait_until
-from tests.integration.conftest import RoleProcess, rabbitmqctl
+from tests.integration.conftest import rabbitmqctl
+from tests.processes import RoleProcess
 
 COMPLETED_NOTIFICATIONS = "SELECT count(*) FROM notifications WHERE event_type = 'transaction.completed'"
 
@@ -192,18 +193,11 @@ def test_the_notifier_is_not_ready_without_its_broker(role_process, rabbit_url, 
     notifier = role_process("notifier")
 
     notifier.start(wait=False)
-    ready = wait_until(lambda: probe(notifier, "/readyz"), timeout=20, what="the notifier to answer")
+    ready = notifier.first_answer("/readyz")
 
     assert ready.status_code == 503
     assert "RabbitMQ unreachable" in ready.json()["reasons"]
-    assert probe(notifier, "/healthz").status_code == 200
-
-
-def probe(process: RoleProcess, path: str) -> httpx.Response | None:
-    try:
-        return httpx.get(f"{process.url}{path}", timeout=5)
-    except httpx.TransportError:
-        return None
+    assert notifier.first_answer("/healthz").status_code == 200
 
 
 def test_all_in_one_with_a_broker_delivers_through_rabbitmq(role_process, rabbit_url, database_urls):

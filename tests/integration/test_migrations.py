@@ -6,8 +6,6 @@ import importlib
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,8 @@ from sqlalchemy import MetaData, create_engine, inspect
 
 from microbank.platform.migrations import downgrade, head_revision, migrations_dir, upgrade
 from microbank.roles import DOMAINS
-from tests.integration.conftest import create_database, drop_database
 
 ALEMBIC = Path(sys.executable).parent / "alembic"
-
-
-@pytest.fixture
-def fresh_database(postgres: None) -> Iterator[str]:
-    """The URL of an empty database that exists only for this test."""
-    name = f"mbtest_mig_{uuid.uuid4().hex[:10]}"
-    url = create_database(name)
-    try:
-        yield url
-    finally:
-        drop_database(name)
 
 
 def domain_metadata(domain: str) -> MetaData:

@@ -4,14 +4,12 @@ history, notifications, idempotency, refused input, and the audit that checks it
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from microbank.audit import AuditReport, run_audit
-from microbank.platform.settings import load_settings
 from tests.factories import count_rows
+from tests.integration.conftest import audit, audit_once_idle
 
 SERVICE_TOKEN = "test-service-token"
 
@@ -37,19 +35,6 @@ def wait_for_message(bank, headers, message: str, timeout: float = 5.0) -> list[
         if time.monotonic() > deadline:
             pytest.fail(f"no notification {message!r} within {timeout}s; got {[n['message'] for n in notifications]}")
         time.sleep(0.05)
-
-
-def audit() -> AuditReport:
-    """`microbank audit` over the test databases (role_env has set the environment)."""
-    return run_audit(replace(load_settings(), role="all"))
-
-
-def audit_once_idle(timeout: float = 5.0) -> AuditReport:
-    """The audit once the relay has delivered every event, or the last report after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (report := audit()).clean and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return report
 
 
 def funded_account(bank, headers, amount: str | None = None, **extra) -> dict:

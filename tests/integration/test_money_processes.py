@@ -7,22 +7,19 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from microbank.accounts.models import outbox as accounts_outbox
-from microbank.audit import run_audit
 from microbank.notifications import LocalNotifier
 from microbank.platform.db import Database
 from microbank.platform.outbox import OutboxRelay
-from microbank.platform.settings import load_settings
 from microbank.transactions.models import outbox as transactions_outbox
 from microbank.users.models import outbox as users_outbox
 from tests.factories import Headers, balance, concurrently, move, open_account, query_value
-from tests.integration.conftest import MICROBANK, RoleProcess
+from tests.integration.conftest import audit
+from tests.processes import MICROBANK, RoleProcess
 
 
 @pytest.fixture
@@ -55,7 +52,7 @@ def deliver_events(database_urls: dict[str, str]) -> None:
 
 def assert_audit_clean(database_urls: dict[str, str]) -> None:
     deliver_events(database_urls)
-    report = run_audit(replace(load_settings(), role="all"))
+    report = audit()
     assert report.clean, report.render()
 
 
@@ -71,11 +68,7 @@ def wait_for_status(transactions: RoleProcess, headers: Headers, transaction_id:
 
 
 def the_only_transaction(database_urls: dict[str, str]) -> int:
-    engine = create_engine(database_urls["transactions"])
-    with engine.connect() as connection:
-        (transaction_id,) = connection.execute(text("SELECT id FROM transactions")).scalars().all()
-    engine.dispose()
-    return transaction_id
+    return query_value(database_urls["transactions"], "SELECT id FROM transactions")
 
 
 def test_200_concurrent_withdrawals_never_overdraw(services, token_for, database_urls):

@@ -9,16 +9,14 @@ neither created nor lost, and `microbank audit` finds nothing wrong.
 from __future__ import annotations
 
 import itertools
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from microbank.audit import AuditReport, run_audit
 from microbank.platform.money import format_minor
-from microbank.platform.settings import load_settings
+from tests.integration.conftest import audit_once_idle
 
 ACCOUNTS = 4  # two customers with two accounts each: 0 and 1 are the first's, 2 and 3 the second's
 _keys = itertools.count(1)
@@ -45,14 +43,6 @@ class Model:
     balances: list[int] = field(default_factory=lambda: [0] * ACCOUNTS)
     deposited: int = 0
     withdrawn: int = 0
-
-
-def audit_once_idle(timeout: float = 5.0) -> AuditReport:
-    """The audit once the relay has delivered every event, or the last report after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (report := run_audit(replace(load_settings(), role="all"))).clean and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return report
 
 
 def post(bank, headers: dict[str, str], body: dict, key: str) -> dict:

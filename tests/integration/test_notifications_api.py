@@ -32,12 +32,6 @@ from tests.factories import BankClient
 FIELDS = {"id", "user_id", "message", "event_type", "transaction_id", "timestamp", "read"}
 
 
-@pytest.fixture(autouse=True)
-def in_process_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the shell says, ROLE=all hands events to notifications in process here."""
-    monkeypatch.delenv("RABBIT_URL", raising=False)
-
-
 def customer_with_history(bank: BankClient, *, name: str = "Ann Lee") -> tuple[dict, dict[str, str], list[dict]]:
     """A customer who signed up, opened a checking account and deposited $200.00: three
     notifications, newest first (deposit, opened, welcome).
