@@ -1,0 +1,1 @@
+"""Tools that prove the bank under load and faults: traffic, the chaos drill, a throwaway broker."""
