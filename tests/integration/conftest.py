@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from microbank.audit import AuditReport, run_audit
+from microbank.drills.rabbit_node import RabbitNode
 from microbank.platform.auth import Caller, TokenIssuer
 from microbank.platform.migrations import upgrade
 from microbank.platform.settings import Settings, load_settings
@@ -214,3 +215,12 @@ def rabbit_url(rabbitmq: None, role_env: dict[str, str], monkeypatch: pytest.Mon
         yield url
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def own_broker(role_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of this test's own, for a test that stops and starts the broker: the
+    RabbitMQ other test runs on this machine use stays up. RABBIT_URL points roles at it."""
+    with RabbitNode(prometheus=False) as node:
+        monkeypatch.setenv("RABBIT_URL", node.url)
+        yield node

@@ -17,7 +17,6 @@ from faststream.rabbit import RabbitBroker
 from microbank.platform.broker import EVENTS, NOTIFICATIONS_QUEUE, RabbitSink, connect, make_broker
 from microbank.platform.events import TRANSACTION_COMPLETED, Recipient, encode_event, new_event
 from tests.factories import Headers, concurrently, move, open_account, query_value, wait_until
-from tests.integration.conftest import rabbitmqctl
 from tests.processes import RoleProcess
 
 COMPLETED_NOTIFICATIONS = "SELECT count(*) FROM notifications WHERE event_type = 'transaction.completed'"
@@ -50,11 +49,16 @@ class Pipeline:
         assert duplicates == 0
 
 
-@pytest.fixture
-def pipeline(rabbit_url: str, role_process: Callable[[str], RoleProcess], database_urls: dict[str, str]) -> Pipeline:
+def start_pipeline(role_process: Callable[[str], RoleProcess], database_urls: dict[str, str]) -> Pipeline:
+    """accounts, transactions and the notifier as processes, on the broker RABBIT_URL names."""
     accounts, transactions, notifier = role_process("accounts"), role_process("transactions"), role_process("notifier")
     transactions.env["ACCOUNTS_URL"] = accounts.url
     return Pipeline(accounts.start(), transactions.start(), notifier.start(), database_urls)
+
+
+@pytest.fixture
+def pipeline(rabbit_url: str, role_process: Callable[[str], RoleProcess], database_urls: dict[str, str]) -> Pipeline:
+    return start_pipeline(role_process, database_urls)
 
 
 def deposits(pipeline: Pipeline, headers: Headers, account: int, count: int, *, prefix: str) -> None:
@@ -96,15 +100,16 @@ def test_1000_deposits_become_exactly_1000_notifications(pipeline, token_for, ca
         print(f"\ncommit -> notification stored over RabbitMQ, 1000 deposits: p50 {p50:.3f}s  p99 {p99:.3f}s")
 
 
-def test_a_broker_outage_delays_notifications_and_loses_none(pipeline, token_for):
+def test_a_broker_outage_delays_notifications_and_loses_none(own_broker, role_process, database_urls, token_for):
+    pipeline = start_pipeline(role_process, database_urls)
     ann = token_for(1)
     account = open_account(pipeline.accounts, ann)
-    rabbitmqctl("stop_app")
+    own_broker.stop_app()
     try:
         deposits(pipeline, ann, account, 200, prefix="outage")
         assert pipeline.completed_notifications() == 0
     finally:
-        rabbitmqctl("start_app")
+        own_broker.start_app()
 
     pipeline.wait_for_completed_notifications(200)
     pipeline.assert_each_event_told_once()
