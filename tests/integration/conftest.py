@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from microbank.audit import AuditReport, run_audit
+from microbank.drills import stack
 from microbank.drills.rabbit_node import RabbitNode
 from microbank.platform.auth import Caller, TokenIssuer
 from microbank.platform.migrations import upgrade
@@ -36,14 +36,11 @@ def _admin_engine():
 
 
 def create_database(name: str) -> str:
-    with _admin_engine().connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return stack.create_database(ADMIN_URL, name)
 
 
 def drop_database(name: str) -> None:
-    with _admin_engine().connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    stack.drop_database(ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")
