@@ -21,9 +21,14 @@ log = logging.getLogger("microbank")
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from microbank.roles import create_app, role_named
+    from microbank.roles import create_app, role_named, runs_consumers
 
     role = role_named(settings.role)
+    if not runs_consumers(role, settings):
+        # Litestar loads its pydantic plugin whenever pydantic is installed, and FastStream brings
+        # it: a role that neither consumes nor validates with pydantic would carry 16 MiB and
+        # 0.2 s of start-up for nothing. Unimportable here, the plugin is simply not loaded.
+        sys.modules.setdefault("pydantic", None)  # type: ignore[arg-type]
     app = create_app(settings)
     port = settings.port or role.port
     log.info("serving role %s on %s:%d", role.name, settings.host, port)

@@ -137,8 +137,9 @@ def balance(accounts: Service, headers: Headers, account_id: int) -> str:
 
 
 async def concurrently(transactions: Service, requests: list[tuple[Headers, str, dict]]) -> list[httpx.Response]:
-    """Send every request at once, each on its own connection, as careful clients: one the role
-    is too busy to take (503 overloaded) is sent again with the same key after its Retry-After."""
+    """Send every request at once, each on its own connection, as careful clients: one answered
+    503 with Retry-After (the role too busy to take it, or accounts too slow to answer it in
+    time) is sent again with the same key, which finishes it exactly once, after that delay."""
     limits = httpx.Limits(max_connections=len(requests))
     async with httpx.AsyncClient(base_url=transactions.url, timeout=60, limits=limits) as client:
 
@@ -147,7 +148,7 @@ async def concurrently(transactions: Service, requests: list[tuple[Headers, str,
                 response = await client.post(
                     "/api/transactions", json=body, headers={**headers, "Idempotency-Key": key}
                 )
-                if response.status_code != 503 or response.json().get("error") != "overloaded":
+                if response.status_code != 503 or "Retry-After" not in response.headers:
                     return response
                 await asyncio.sleep(float(response.headers["Retry-After"]))
 

@@ -1,9 +1,16 @@
 """Notifications: what each user is told about their money; owns the notifications database."""
 
-from microbank.notifications.consumer import consume_events
 from microbank.notifications.controller import NotificationController
 from microbank.notifications.service import LocalNotifier
-from microbank.platform.domain import Domain
+from microbank.platform.domain import Domain, Runtime
+
+
+async def consume_events(runtime: Runtime) -> None:
+    """The notifier's consumer; FastStream is imported only by a role that runs it."""
+    from microbank.notifications.consumer import consume_events
+
+    await consume_events(runtime)
+
 
 domain = Domain(
     name="notifications",

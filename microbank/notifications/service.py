@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, func, select, update
 
 from microbank.notifications.models import Notification
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database, upsert_into, utcnow
+from microbank.platform.db import Database, per_dialect, utcnow
 from microbank.platform.events import BankEvent, Recipient
 from microbank.platform.ownership import owned_row
 
@@ -92,17 +92,24 @@ def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> set[str
     ]
     if not rows:
         return set()
-    table = Notification.__table__
 
     def store(connection: Connection) -> list[Row]:
-        statement = upsert_into(connection, table).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
-        return connection.execute(statement.returning(table.c.event_id, table.c.occurred_at), rows).all()
+        return connection.execute(_STORE_ONCE[connection.dialect.name], rows).all()
 
     new = db.run(store)
     NOTIFICATIONS_STORED.inc(len(new))
     for row in new:
         EVENT_LAG.observe((stored_at - row.occurred_at).total_seconds())
     return {row.event_id for row in new}
+
+
+_STORE_ONCE = per_dialect(
+    lambda insert: (
+        insert(Notification.__table__)
+        .on_conflict_do_nothing(index_elements=["event_id", "user_id"])
+        .returning(Notification.__table__.c.event_id, Notification.__table__.c.occurred_at)
+    )
+)
 
 
 class LocalNotifier:

@@ -26,10 +26,6 @@ HTTP_REQUESTS_SHED = Counter(
 class Overloaded(Unavailable):
     code = "overloaded"
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
-
 
 class Admission:
     """At most `limit` requests in progress; up to `queue` more wait, each for at most `max_wait`
@@ -59,7 +55,8 @@ class Admission:
             self._shed(handler)
         self._waiting += 1
         try:
-            await asyncio.wait_for(slots.acquire(), self.max_wait)
+            async with asyncio.timeout(self.max_wait):  # not wait_for: see RelayWakeup.wait
+                await slots.acquire()
         except TimeoutError:
             self._shed(handler)
         finally:
@@ -67,7 +64,7 @@ class Admission:
 
     def _shed(self, handler: str) -> None:
         HTTP_REQUESTS_SHED.labels(handler).inc()
-        raise Overloaded("the service is at capacity; try again in a second")
+        raise Overloaded("the service is at capacity; try again in a second", retry_after=1)
 
 
 class AdmissionMiddleware(ASGIMiddleware):

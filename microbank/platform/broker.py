@@ -134,16 +134,17 @@ TOPOLOGY = Topology(queues=(NOTIFICATIONS_QUEUE,))
 
 async def connect_robust(url: str) -> AbstractRobustConnection:
     """A connection that reconnects by itself every RECONNECT_INTERVAL while the broker is away."""
-    return await asyncio.wait_for(
-        aio_pika.connect_robust(url, reconnect_interval=RECONNECT_INTERVAL), timeout=CONNECT_TIMEOUT
-    )
+    async with asyncio.timeout(CONNECT_TIMEOUT):  # not wait_for: see outbox.RelayWakeup.wait
+        return await aio_pika.connect_robust(url, reconnect_interval=RECONNECT_INTERVAL)
 
 
 async def declare_topology(url: str) -> None:
     """Declare TOPOLOGY on the broker at `url` over a connection of its own."""
-    connection = await asyncio.wait_for(aio_pika.connect(url), timeout=CONNECT_TIMEOUT)
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        connection = await aio_pika.connect(url)
     try:
-        await asyncio.wait_for(TOPOLOGY.declare(await connection.channel()), timeout=CONNECT_TIMEOUT)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await TOPOLOGY.declare(await connection.channel())
     finally:
         await connection.close()
 
@@ -162,7 +163,8 @@ class RabbitSink:
         publishes = (
             exchange.publish(_message(event), routing_key=event.event_type, mandatory=True) for event in events
         )
-        await asyncio.wait_for(asyncio.gather(*publishes), timeout=PUBLISH_TIMEOUT)
+        async with asyncio.timeout(PUBLISH_TIMEOUT):
+            await asyncio.gather(*publishes)
 
     async def _connect(self) -> aio_pika.abc.AbstractExchange:
         if self._connection is None:

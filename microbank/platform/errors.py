@@ -63,7 +63,16 @@ class TooManyRequests(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency (database, another service) cannot answer now; the client may retry."""
+    """A dependency (database, another service) cannot answer now; the client may retry, after
+    `retry_after` seconds where the service can tell."""
 
     status = 503
     code = "unavailable"
+
+    def __init__(self, detail: str, *, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None

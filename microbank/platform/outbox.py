@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -14,7 +15,22 @@ import anyio.to_thread
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Column, Connection, Index, MetaData, String, Table, Text, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from microbank.platform.db import BigIntId, Database, UTCDateTime, after_commit, utcnow
 from microbank.platform.domain import Runtime, Worker
@@ -61,14 +77,13 @@ def add_event(connection: Connection | Session, outbox: Table, event: BankEvent)
     and once it has committed the relays of this process are woken to deliver it."""
     if not isinstance(connection, Connection):  # an ORM session's
         connection = connection.connection()
-    connection.execute(
-        outbox.insert().values(
-            event_id=event.event_id,
-            routing_key=event.event_type,
-            payload=encode_event(event).decode(),
-            created_at=event.occurred_at,
-        )
-    )
+    row = {
+        "event_id": event.event_id,
+        "routing_key": event.event_type,
+        "payload": encode_event(event).decode(),
+        "created_at": event.occurred_at,
+    }
+    connection.execute(outbox.insert(), row)
     after_commit(connection, partial(wake_relays, outbox))
 
 
@@ -93,10 +108,47 @@ class RelayWakeup:
 
     async def wait(self, timeout: float) -> None:
         """Until notified, or `timeout` seconds."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+        # arrives as the event is set, and the relay would then outlive its app's shutdown.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         self._event.clear()
         self._pending = False
+
+
+@dataclass(frozen=True)
+class RelayStatements:
+    # Whether anything is unsent: a plain index lookup, so an idle relay's poll costs little.
+    any_unsent: Select
+    lease: Update
+    end_lease: Update
+
+
+def relay_statements(outbox: Table) -> RelayStatements:
+    """The relay's two statements for this outbox, built once (kept in the table's info)."""
+    if "relay_statements" not in outbox.info:
+        due = (
+            select(outbox.c.id)
+            .where(
+                outbox.c.published_at.is_(None),
+                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= bindparam("now")),
+            )
+            .order_by(outbox.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+        )
+        outbox.info["relay_statements"] = RelayStatements(
+            any_unsent=select(outbox.c.id).where(outbox.c.published_at.is_(None)).limit(1),
+            lease=update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=bindparam("claimed_until"))
+            .returning(outbox.c.id, outbox.c.payload),
+            end_lease=update(outbox)
+            .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+            .values(published_at=bindparam("published_at"), claimed_until=None),
+        )
+    return outbox.info["relay_statements"]
 
 
 def _wakeups(outbox: Table) -> set[RelayWakeup]:
@@ -140,6 +192,7 @@ class OutboxRelay:
         self.lease = lease
         self.poll_interval = poll_interval
         self.failures = FailureLog(log, f"{db.name} outbox delivery")
+        self._statements = relay_statements(outbox)
 
     async def relay_once(self) -> int:
         """Deliver one batch; how many rows were sent."""
@@ -158,28 +211,21 @@ class OutboxRelay:
         return len(rows)
 
     def _lease_unsent(self) -> list:
-        table, now = self.outbox, utcnow()
-        due = (
-            select(table.c.id)
-            .where(table.c.published_at.is_(None), or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now))
-            .order_by(table.c.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        lease = (
-            update(table)
-            .where(table.c.id.in_(due.scalar_subquery()))
-            .values(claimed_until=now + self.lease)
-            .returning(table.c.id, table.c.payload)
-        )
-        rows = self.db.run(lambda connection: connection.execute(lease).all())
+        now = utcnow()
+        lease = {"now": now, "limit": self.batch_size, "claimed_until": now + self.lease}
+
+        def lease_unsent(connection: Connection) -> list:
+            if connection.execute(self._statements.any_unsent).first() is None:
+                return []
+            return connection.execute(self._statements.lease, lease).all()
+
+        rows = self.db.run(lease_unsent)
         return sorted(rows, key=lambda row: row.id)  # RETURNING comes in no particular order
 
     def _end_lease(self, ids: list[int], published_at: datetime | None) -> None:
         """Mark the batch sent, or (published_at None) hand it back for the next attempt."""
-        table = self.outbox
-        done = update(table).where(table.c.id.in_(ids)).values(published_at=published_at, claimed_until=None)
-        self.db.run(lambda connection: connection.execute(done))
+        ended = {"ids": ids, "published_at": published_at}
+        self.db.run(lambda connection: connection.execute(self._statements.end_lease, ended))
 
     async def run(self) -> None:
         """Relay for ever: at once after a commit in this process, every poll_interval otherwise,

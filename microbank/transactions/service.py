@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 
 import msgspec
 from prometheus_client import Counter
-from sqlalchemy import Connection, Row, Select, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from microbank.contracts.deposits import LEFT_PENDING, OpeningDeposit, OpeningDepositRequest, opening_status_of
 from microbank.contracts.postings import Ledger, LedgerRefused, LedgerUnavailable, PostingsOutcome, PostingsRequest
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database, upsert_into, utcnow
+from microbank.platform.db import Database, per_dialect, utcnow
 from microbank.platform.errors import Conflict, Invalid, Unavailable
 from microbank.platform.faults import crash_point
 from microbank.platform.money import to_minor
@@ -109,6 +109,7 @@ def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, moveme
             f"accounts is unavailable; transaction {transaction.id} is pending and will be finished "
             "automatically. Repeat the request with the same Idempotency-Key to see its outcome.",
             code=LEFT_PENDING,
+            retry_after=1,
         ) from exc
 
 
@@ -133,19 +134,24 @@ def record_pending(*, db: Database, caller: Caller, key: str, movement: MoneyMov
     }
 
     def insert_once(connection: Connection) -> Row:
-        inserted = connection.execute(
-            upsert_into(connection, transactions)
-            .values(new_pending)
-            .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-            .returning(*transactions.c)
-        ).one_or_none()
-        return inserted or _repeat_of(connection.execute(_by_key(caller.user_id, key)).one(), fingerprint)
+        inserted = connection.execute(_INSERT_PENDING[connection.dialect.name], new_pending).one_or_none()
+        if inserted is not None:
+            return inserted
+        return _repeat_of(connection.execute(_BY_KEY, {"user_id": caller.user_id, "key": key}).one(), fingerprint)
 
     return db.run(insert_once)
 
 
-def _by_key(user_id: int, key: str) -> Select:
-    return select(transactions).where(transactions.c.user_id == user_id, transactions.c.idempotency_key == key)
+_INSERT_PENDING = per_dialect(
+    lambda insert: (
+        insert(transactions)
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .returning(*transactions.c)
+    )
+)
+_BY_KEY = select(transactions).where(
+    transactions.c.user_id == bindparam("user_id"), transactions.c.idempotency_key == bindparam("key")
+)
 
 
 def _repeat_of(existing: Row, fingerprint: str) -> Row:
@@ -173,24 +179,19 @@ def drive(*, db: Database, ledger: Ledger, transaction: Row) -> Row:
 def record_outcome(*, db: Database, transaction: Row, outcome: PostingsOutcome) -> Row:
     """Mark the transaction completed or rejected and write its event, once; a later call is a no-op
     and returns the transaction as the first call left it."""
-    finished_at = utcnow()
-    finish = (
-        update(transactions)
-        .where(transactions.c.id == transaction.id, transactions.c.status == "pending")
-        .values(
-            status=outcome.status,
-            reason=outcome.reason,
-            currency=outcome.currency,
-            balance_after_minor=outcome.balance_after_minor,
-            completed_at=finished_at,
-        )
-        .returning(*transactions.c)
-    )
+    finish = {
+        "transaction_id": transaction.id,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "currency": outcome.currency,
+        "balance_after_minor": outcome.balance_after_minor,
+        "completed_at": utcnow(),
+    }
 
     def finish_once(connection: Connection) -> tuple[Row, bool]:
-        finished = connection.execute(finish).one_or_none()
+        finished = connection.execute(_FINISH, finish).one_or_none()
         if finished is None:
-            return connection.execute(select(transactions).where(transactions.c.id == transaction.id)).one(), False
+            return connection.execute(_BY_ID, {"transaction_id": transaction.id}).one(), False
         add_event(connection, outbox, transaction_finished(finished, outcome))
         return finished, True
 
@@ -198,6 +199,21 @@ def record_outcome(*, db: Database, transaction: Row, outcome: PostingsOutcome) 
     if now_finished:
         count_finished(finished)
     return finished
+
+
+_FINISH = (
+    update(transactions)
+    .where(transactions.c.id == bindparam("transaction_id"), transactions.c.status == "pending")
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        currency=bindparam("currency"),
+        balance_after_minor=bindparam("balance_after_minor"),
+        completed_at=bindparam("completed_at"),
+    )
+    .returning(*transactions.c)
+)
+_BY_ID = select(transactions).where(transactions.c.id == bindparam("transaction_id"))
 
 
 def count_finished(transaction: Row) -> None:
@@ -211,20 +227,35 @@ def claim_stalled(*, db: Database, limit: int = 50, as_of: datetime | None = Non
     """Pending transactions whose time for another attempt has come by `as_of` (default now),
     leased to this process until RECOVERY_DELAY after it, so that other replicas pass them by."""
     as_of = as_of or utcnow()
-    due = (
-        select(transactions.c.id)
-        .where(transactions.c.status == "pending", transactions.c.next_attempt_at <= as_of)
-        .order_by(transactions.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    with db.begin() as connection:
+        if connection.execute(_ANY_DUE, {"as_of": as_of}).first() is None:
+            return []
+        lease = {"as_of": as_of, "limit": limit, "next_attempt_at": as_of + RECOVERY_DELAY}
+        return list(connection.execute(_CLAIM_STALLED, lease))
+
+
+# Whether anything is due: a plain index lookup, so an idle recovery loop costs little.
+_ANY_DUE = (
+    select(transactions.c.id)
+    .where(transactions.c.status == "pending", transactions.c.next_attempt_at <= bindparam("as_of"))
+    .limit(1)
+)
+
+_CLAIM_STALLED = (
+    update(transactions)
+    .where(
+        transactions.c.id.in_(
+            select(transactions.c.id)
+            .where(transactions.c.status == "pending", transactions.c.next_attempt_at <= bindparam("as_of"))
+            .order_by(transactions.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
     )
-    claim = (
-        update(transactions)
-        .where(transactions.c.id.in_(due.scalar_subquery()))
-        .values(attempts=transactions.c.attempts + 1, next_attempt_at=as_of + RECOVERY_DELAY)
-        .returning(*transactions.c)
-    )
-    return db.run(lambda connection: list(connection.execute(claim)))
+    .values(attempts=transactions.c.attempts + 1, next_attempt_at=bindparam("next_attempt_at"))
+    .returning(*transactions.c)
+)
 
 
 def recover_pending(*, db: Database, ledger: Ledger, as_of: datetime | None = None) -> int:
