@@ -66,7 +66,7 @@ async def store_while_database_recovers(db: Database, event: BankEvent) -> None:
 async def consume_events(runtime: Runtime) -> None:
     broker = build_notifier(url=runtime.settings.rabbit_url or "", db=runtime.databases["notifications"])
     runtime.readiness_checks.append(readiness_of(broker))
-    await connect_when_available(broker)
+    await connect_when_available(broker, verify_only=runtime.settings.rabbit_topology == "verify")
     await broker.start()
     log.info("consuming %s", NOTIFICATIONS_QUEUE.name)
     try:

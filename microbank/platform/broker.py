@@ -60,12 +60,18 @@ class QueueSpec:
             "x-delivery-limit": self.delivery_limit,
         }
 
-    def queue(self) -> RabbitQueue:
-        return RabbitQueue(self.name, queue_type=QueueType.QUORUM, durable=True, arguments=self.arguments)
-
-    def dlq(self) -> RabbitQueue:
+    def queue(self, *, declare: bool = True) -> RabbitQueue:
         return RabbitQueue(
-            self.dead_letter_queue, queue_type=QueueType.QUORUM, durable=True, arguments={"x-queue-type": "quorum"}
+            self.name, queue_type=QueueType.QUORUM, durable=True, arguments=self.arguments, declare=declare
+        )
+
+    def dlq(self, *, declare: bool = True) -> RabbitQueue:
+        return RabbitQueue(
+            self.dead_letter_queue,
+            queue_type=QueueType.QUORUM,
+            durable=True,
+            arguments={"x-queue-type": "quorum"},
+            declare=declare,
         )
 
 
@@ -76,9 +82,16 @@ class Topology:
     def exchanges(self) -> tuple[RabbitExchange, RabbitExchange]:
         return (EVENTS, DEAD_LETTERS)
 
-    async def declare(self, broker: RabbitBroker) -> None:
-        events, dead_letters = [await broker.declare_exchange(e) for e in self.exchanges()]
+    async def declare(self, broker: RabbitBroker, *, verify_only: bool = False) -> None:
+        """Declare everything; or, with verify_only, check that the broker has the exchanges and
+        queues (passive declares, which need no configure permission) and leave the bindings to it."""
+        exchanges = [_passive(e) for e in self.exchanges()] if verify_only else self.exchanges()
+        events, dead_letters = [await broker.declare_exchange(e) for e in exchanges]
         for spec in self.queues:
+            if verify_only:
+                await broker.declare_queue(spec.queue(declare=False))
+                await broker.declare_queue(spec.dlq(declare=False))
+                continue
             queue = await broker.declare_queue(spec.queue())
             for key in spec.routing_keys:
                 await queue.bind(events, routing_key=key)
@@ -124,6 +137,11 @@ class Topology:
         }
 
 
+def _passive(exchange: RabbitExchange) -> RabbitExchange:
+    # FastStream keeps one declared exchange per name and kind, so later publishes reuse this one.
+    return RabbitExchange(exchange.name, type=exchange.type, durable=exchange.durable, declare=False)
+
+
 def _binding(source: str, queue: str, key: str, vhost: str) -> dict[str, Any]:
     return {
         "source": source,
@@ -141,28 +159,54 @@ NOTIFICATIONS_QUEUE = QueueSpec(
 TOPOLOGY = Topology(queues=(NOTIFICATIONS_QUEUE,))
 
 
+@dataclass(frozen=True)
+class BrokerGrant:
+    """What one role's broker user may do, and nothing more: publish these routing keys to the
+    events exchange, publish to these other exchanges, consume these queues. It configures nothing:
+    the broker loads the topology at boot, and the role only verifies it (RABBIT_TOPOLOGY=verify)."""
+
+    user: str
+    routing_keys: tuple[str, ...] = ()
+    exchanges: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+    def writes(self) -> tuple[str, ...]:
+        return ((EVENTS_EXCHANGE,) if self.routing_keys else ()) + self.exchanges
+
+
+# Each publishing role may announce only its own events; the notifier only takes its queue
+# and parks what it cannot handle.
+GRANTS = (
+    BrokerGrant("users", routing_keys=(USER_REGISTERED,)),
+    BrokerGrant("accounts", routing_keys=(ACCOUNT_OPENED,)),
+    BrokerGrant("transactions", routing_keys=(TRANSACTION_COMPLETED, TRANSACTION_REJECTED)),
+    BrokerGrant("notifier", exchanges=(DEAD_LETTER_EXCHANGE,), queues=(NOTIFICATIONS_QUEUE.name,)),
+)
+
+
 def make_broker(url: str, *, prefetch: int = 20, middlewares: tuple[Any, ...] = ()) -> RabbitBroker:
     # Publisher confirms, and a returned (unroutable) message raises instead of vanishing.
     channel = Channel(prefetch_count=prefetch, publisher_confirms=True, on_return_raises=True)
     return RabbitBroker(url, default_channel=channel, middlewares=middlewares, logger=log)
 
 
-async def connect(broker: RabbitBroker) -> None:
-    """Connect and declare the topology, or fail within CONNECT_TIMEOUT."""
+async def connect(broker: RabbitBroker, *, verify_only: bool = False) -> None:
+    """Connect and declare (or only verify) the topology, or fail within CONNECT_TIMEOUT."""
     await asyncio.wait_for(broker.connect(), timeout=CONNECT_TIMEOUT)
-    await asyncio.wait_for(TOPOLOGY.declare(broker), timeout=CONNECT_TIMEOUT)
+    await asyncio.wait_for(TOPOLOGY.declare(broker, verify_only=verify_only), timeout=CONNECT_TIMEOUT)
 
 
 class RabbitSink:
     """The outbox relay's sink: persistent, confirmed publishes to the events exchange."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, verify_only: bool = False) -> None:
         self.broker = make_broker(url)
+        self.verify_only = verify_only
         self._connected = False
 
     async def deliver(self, events: list[BankEvent]) -> None:
         if not self._connected:
-            await connect(self.broker)
+            await connect(self.broker, verify_only=self.verify_only)
             self._connected = True
         await asyncio.wait_for(asyncio.gather(*(self._publish(e) for e in events)), timeout=PUBLISH_TIMEOUT)
 
@@ -222,9 +266,9 @@ async def park(broker: RabbitBroker, spec: QueueSpec, msg: Any, *, reason: str, 
     )
 
 
-async def connect_when_available(broker: RabbitBroker) -> None:
-    """Connect and declare the topology, waiting out a broker that is not there yet."""
-    await retry_until_done(lambda: connect(broker), what="connecting to RabbitMQ")
+async def connect_when_available(broker: RabbitBroker, *, verify_only: bool = False) -> None:
+    """Connect and declare (or verify) the topology, waiting out a broker that is not there yet."""
+    await retry_until_done(lambda: connect(broker, verify_only=verify_only), what="connecting to RabbitMQ")
 
 
 def readiness_of(broker: RabbitBroker) -> Callable[[], Awaitable[str | None]]:

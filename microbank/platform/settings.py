@@ -45,21 +45,32 @@ class Settings:
     token_ttl_seconds: int
     db_pool_size: int
     rabbit_url: str | None = field(repr=False)
+    # "declare": the roles declare the exchanges and queues; "verify": the broker loads them at boot
+    # (Kubernetes) and the roles, whose broker users may not configure anything, only check them.
+    rabbit_topology: str
     accounts_url: str
     transactions_url: str
     log_level: str
 
     def database_url(self, domain: str) -> str:
-        """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory.
+        """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory (each URL
+        also from its *_FILE).
 
         DATABASE_URL names the one database of a single-domain role; under ROLE=all it would
         point four domains at one database, so there only the per-domain names count.
         """
-        if url := os.environ.get(f"{domain.upper()}_DATABASE_URL"):
-            return url
-        if self.role != "all" and (url := os.environ.get("DATABASE_URL")):
-            return url
+        if url := _read_secret(f"{domain.upper()}_DATABASE_URL"):
+            return url.strip()
+        if self.role != "all" and (url := _read_secret("DATABASE_URL")):
+            return url.strip()
         return f"sqlite:///{self.data_dir / f'{domain}.db'}"
+
+
+def _rabbit_topology() -> str:
+    mode = os.environ.get("RABBIT_TOPOLOGY") or "declare"
+    if mode not in ("declare", "verify"):
+        raise ConfigError(f"RABBIT_TOPOLOGY must be declare or verify, got {mode!r}")
+    return mode
 
 
 def load_settings() -> Settings:
@@ -74,6 +85,7 @@ def load_settings() -> Settings:
         token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 900),
         db_pool_size=_int("DB_POOL_SIZE", 10),
         rabbit_url=(_read_secret("RABBIT_URL") or "").strip() or None,
+        rabbit_topology=_rabbit_topology(),
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
