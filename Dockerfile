@@ -9,6 +9,7 @@
 # BASE_IMAGE and NODE_IMAGE name the Python and Node.js bases; deploy/image-smoke.sh points them at
 # locally bootstrapped ones where no registry is reachable. Package mirrors reach the build through
 # the standard variables (PIP_INDEX_URL, PIP_CERT, NPM_CONFIG_REGISTRY, ...) passed as --build-arg.
+# checkov:skip=CKV_DOCKER_7: both bases are build arguments whose defaults carry a version tag
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 ARG NODE_IMAGE=node:20-bookworm-slim
 
