@@ -21,7 +21,7 @@ from tests.deploy.kube import ROOT
 README_ADDRESS = "http://localhost:8000"
 COMMAND_STARTS = ("curl ", "TOKEN=", "BOB_TOKEN=", "microbank ")
 TIMES = ("created_at", "timestamp", "completed_at")
-SETTLE_SECONDS = 15.0
+SETTLE_SECONDS = 30.0
 
 
 @dataclass

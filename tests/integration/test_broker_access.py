@@ -71,7 +71,9 @@ def test_each_role_moves_money_with_only_its_own_user(
         account = BankClient(clients["accounts"]).open_account(headers)["id"]
         BankClient(clients["transactions"]).deposit(headers, account, "10.00")
 
-        told = [n["message"] for n in BankClient(clients["notifications"]).wait_for_notifications(headers, 3)]
+        told = [
+            n["message"] for n in BankClient(clients["notifications"]).wait_for_notifications(headers, 3, timeout=30)
+        ]
 
         assert "Deposit of $10.00 completed. New balance: $10.00" in told
         assert any(message.startswith("Welcome to microbank") for message in told)
