@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -40,13 +39,21 @@ def serve(settings: Settings) -> None:
 
 
 def migrate(settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
     from microbank.platform.migrations import upgrade
     from microbank.roles import role_named
 
     for domain in role_named(settings.role).domains:
         url = settings.database_url(domain)
         log.info("migrating %s database to head", domain)
-        upgrade(domain, url)
+        try:
+            upgrade(domain, url)
+        except OperationalError as exc:
+            where = make_url(url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise ConfigError(f"cannot migrate the {domain} database at {where}: {reason}") from None
 
 
 def dev(settings: Settings) -> None:
@@ -67,13 +74,15 @@ def dev(settings: Settings) -> None:
 
 
 def grant_admin(settings: Settings, email: str) -> None:
-    from microbank.platform.db import Database
+    from microbank.roles import ROLES, open_role
     from microbank.users.service import grant_admin as grant
 
-    db = Database("users", settings.database_url("users"))
-    user = grant(db=db, email=email)
+    runtime = open_role(ROLES["users"], replace(settings, role="users"))
+    try:
+        user = grant(db=runtime.databases["users"], email=email)
+    finally:
+        runtime.close()
     print(f"user {user.id} ({user.email}) is now an admin")
-    db.dispose()
 
 
 def audit(settings: Settings) -> int:
@@ -86,21 +95,21 @@ def audit(settings: Settings) -> int:
 
 
 def recover(settings: Settings) -> int:
-    """Finish every pending transaction now, whatever its lease."""
-    from microbank.platform.db import Database
-    from microbank.transactions.ledger import HttpLedger
+    """Finish every pending transaction now, whatever its lease, through the accounts role the
+    transactions role itself would call."""
+    from microbank.contracts.postings import LedgerUnavailable
+    from microbank.roles import ROLES, open_role
     from microbank.transactions.service import recover_all_pending
 
-    async def recover_all() -> int:
-        db = Database("transactions", settings.database_url("transactions"))
-        ledger = HttpLedger(settings.accounts_url, settings.service_token)
-        try:
-            return await recover_all_pending(db=db, ledger=ledger)
-        finally:
-            await ledger.aclose()
-            db.dispose()
-
-    print(f"finished {asyncio.run(recover_all())} pending transactions")
+    runtime = open_role(ROLES["transactions"], replace(settings, role="transactions"))
+    try:
+        finished = recover_all_pending(db=runtime.databases["transactions"], ledger=runtime.ports.ledger)
+    except LedgerUnavailable as exc:
+        print(f"microbank: recovery stopped, {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+    print(f"finished {finished} pending transactions")
     return 0
 
 
@@ -153,7 +162,7 @@ def asyncapi() -> str:
     from faststream.specification import AsyncAPI
 
     from microbank.notifications.consumer import build_notifier
-    from microbank.platform.broker import document_publishers
+    from microbank.platform.consuming import document_publishers
     from microbank.platform.db import Database
 
     # Nothing connects: the document is built from the declarations alone.

@@ -137,15 +137,21 @@ def balance(accounts: Service, headers: Headers, account_id: int) -> str:
 
 
 async def concurrently(transactions: Service, requests: list[tuple[Headers, str, dict]]) -> list[httpx.Response]:
-    """Send every request at once, each on its own connection."""
+    """Send every request at once, each on its own connection, as careful clients: one the role
+    is too busy to take (503 overloaded) is sent again with the same key after its Retry-After."""
     limits = httpx.Limits(max_connections=len(requests))
     async with httpx.AsyncClient(base_url=transactions.url, timeout=60, limits=limits) as client:
-        return await asyncio.gather(
-            *(
-                client.post("/api/transactions", json=body, headers={**headers, "Idempotency-Key": key})
-                for headers, key, body in requests
-            )
-        )
+
+        async def send(headers: Headers, key: str, body: dict) -> httpx.Response:
+            while True:
+                response = await client.post(
+                    "/api/transactions", json=body, headers={**headers, "Idempotency-Key": key}
+                )
+                if response.status_code != 503 or response.json().get("error") != "overloaded":
+                    return response
+                await asyncio.sleep(float(response.headers["Retry-After"]))
+
+        return await asyncio.gather(*(send(*request) for request in requests))
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:

@@ -5,19 +5,22 @@ from __future__ import annotations
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy import Row
 
 from microbank.accounts import service
-from microbank.accounts.models import Account, Posting
 from microbank.accounts.schemas import AccountOut, OpenAccount, PostingOut
+from microbank.contracts import postings
+from microbank.contracts.deposits import Deposits, OpeningDeposit
+from microbank.contracts.postings import PostingsOutcome, PostingsRequest
+from microbank.platform.admission import EXEMPT
 from microbank.platform.auth import PUBLIC, AuthedRequest, service_only
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency, port_dependency
-from microbank.platform.ledger import Deposits, OpeningDeposit, PostingsOutcome, PostingsRequest
 from microbank.platform.money import format_minor
 from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
 
 
-def account_out(account: Account, opening_deposit: OpeningDeposit | None = None) -> AccountOut:
+def account_out(account: Row, opening_deposit: OpeningDeposit | None = None) -> AccountOut:
     return AccountOut(
         id=account.id,
         user_id=account.user_id,
@@ -34,15 +37,15 @@ class AccountController(Controller):
     tags = ["accounts"]
     dependencies = {"db": database_dependency("accounts"), "deposits": port_dependency("deposits")}
 
-    @post("/", summary="Open an account for the caller, optionally funded by an initial deposit")
-    async def open_account(
+    @post("/", sync_to_thread=True, summary="Open an account for the caller, optionally funded by an initial deposit")
+    def open_account(
         self,
         request: AuthedRequest,
         data: JSONBody[OpenAccount],
         db: NamedDependency[Database],
         deposits: NamedDependency[Deposits],
     ) -> AccountOut:
-        account, opening = await service.open_account(
+        account, opening = service.open_account(
             db=db,
             deposits=deposits,
             caller=request.user,
@@ -93,7 +96,7 @@ class AccountController(Controller):
         return page(request, [posting_out(p) for p in postings], limit=limit)
 
 
-def posting_out(posting: Posting) -> PostingOut:
+def posting_out(posting: Row) -> PostingOut:
     return PostingOut(
         id=posting.id,
         transaction_id=posting.transaction_id,
@@ -106,11 +109,13 @@ def posting_out(posting: Posting) -> PostingOut:
 class InternalPostingsController(Controller):
     """Not routed by the ingress; only services holding the service credential may call it."""
 
-    path = "/internal/postings"
+    path = postings.PATH
     dependencies = {"db": database_dependency("accounts")}
     guards = [service_only]
     include_in_schema = False
 
-    @post("/", sync_to_thread=True, status_code=200, opt=PUBLIC)
+    # Exempt from back-pressure: the caller has admitted the request already, and a refusal here
+    # would only leave its money pending. The callers' own limits bound what arrives.
+    @post("/", sync_to_thread=True, status_code=200, opt={**PUBLIC, EXEMPT: True})
     def apply_postings(self, data: JSONBody[PostingsRequest], db: NamedDependency[Database]) -> PostingsOutcome:
         return service.apply_postings(db=db, request=data)

@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from microbank.platform.ledger import OpeningDeposit
+from microbank.contracts.deposits import OpeningDeposit
 from microbank.platform.money import AmountIn
 
 AccountType = Literal["checking", "savings"]

@@ -1,28 +1,29 @@
-"""Accounts' use cases: open, list, look up; a caller only ever sees their own."""
+"""Accounts' use cases: open, list, look up, and apply a transaction's postings exactly once.
+A caller only ever sees their own accounts."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
-import anyio.to_thread
 import msgspec
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from microbank.accounts.events import account_opened
-from microbank.accounts.models import Account, AppliedTransaction, Posting, outbox
+from microbank.accounts.models import accounts, applied_transactions, outbox, postings
+from microbank.contracts.deposits import Deposits, OpeningDeposit, OpeningDepositRequest
+from microbank.contracts.postings import PostingsOutcome, PostingsRequest, Rejection
 from microbank.platform.auth import Caller
-from microbank.platform.db import Database
+from microbank.platform.db import Database, utcnow
 from microbank.platform.errors import Conflict
 from microbank.platform.faults import crash_point
-from microbank.platform.ledger import Deposits, OpeningDeposit, PostingsOutcome, PostingsRequest
 from microbank.platform.money import AmountIn, to_minor
 from microbank.platform.outbox import add_event
-from microbank.platform.ownership import get_owned
+from microbank.platform.ownership import owned_row
 from microbank.platform.pagination import keyset
 
 
-async def open_account(
+def open_account(
     *,
     db: Database,
     deposits: Deposits,
@@ -31,49 +32,57 @@ async def open_account(
     account_type: str,
     currency: str,
     initial_deposit: AmountIn | None,
-) -> tuple[Account, OpeningDeposit | None]:
+) -> tuple[Row, OpeningDeposit | None]:
     """Open an account for the caller, funded, if asked, by a deposit transaction made on their
     behalf. Should the deposit fail, the account stays open and empty, and the result says why."""
     amount_minor = to_minor(initial_deposit, field="initial_deposit") if initial_deposit is not None else None
-    account = await anyio.to_thread.run_sync(
-        lambda: create_account(db=db, owner_id=caller.user_id, account_type=account_type, currency=currency)
-    )
+    account = create_account(db=db, owner_id=caller.user_id, account_type=account_type, currency=currency)
     if amount_minor is None:
         return account, None
-    opening = await deposits.deposit(
-        caller_token=caller_token,
-        user_id=caller.user_id,
-        account_id=account.id,
-        amount_minor=amount_minor,
-        key=f"account-{account.id}-opening",
+    opening = deposits.open_with_deposit(
+        OpeningDepositRequest(
+            user_id=caller.user_id, account_id=account.id, amount_minor=amount_minor, caller_token=caller_token
+        )
     )
-    funded = await anyio.to_thread.run_sync(lambda: get_account(db=db, caller=caller, account_id=account.id))
-    return funded, opening
+    return get_account(db=db, caller=caller, account_id=account.id), opening
 
 
-def create_account(*, db: Database, owner_id: int, account_type: str, currency: str) -> Account:
-    with db.transaction() as session:
-        account = Account(user_id=owner_id, account_type=account_type, currency=currency, balance_minor=0)
-        session.add(account)
-        session.flush()
-        add_event(session, outbox, account_opened(account))
-        return account
+def create_account(*, db: Database, owner_id: int, account_type: str, currency: str) -> Row:
+    with db.begin() as connection:
+        account = connection.execute(
+            insert(accounts)
+            .values(
+                user_id=owner_id, account_type=account_type, currency=currency, balance_minor=0, created_at=utcnow()
+            )
+            .returning(*accounts.c)
+        ).one()
+        add_event(connection, outbox, account_opened(account))
+    return account
 
 
-def list_accounts(*, db: Database, caller: Caller, after: int | None, limit: int) -> list[Account]:
+def list_accounts(*, db: Database, caller: Caller, after: int | None, limit: int) -> list[Row]:
     """The caller's accounts by id (an admin's: everyone's), plus one row to tell if there are more."""
-    query = select(Account)
+    query = select(accounts)
     if not caller.is_admin:
-        query = query.where(Account.user_id == caller.user_id)
-    query = keyset(query, Account.id, cursor=after, limit=limit)
-    with db.transaction() as session:
-        return list(session.scalars(query))
+        query = query.where(accounts.c.user_id == caller.user_id)
+    query = keyset(query, accounts.c.id, cursor=after, limit=limit)
+    with db.begin() as connection:
+        return list(connection.execute(query))
 
 
-def get_account(*, db: Database, caller: Caller, account_id: int) -> Account:
+def get_account(*, db: Database, caller: Caller, account_id: int) -> Row:
     """The account if the caller may see it; another user's account is as absent as a missing one."""
-    with db.transaction() as session:
-        return get_owned(session, Account, account_id, caller)
+    with db.begin() as connection:
+        return owned_row(connection, accounts, account_id, caller, what="account")
+
+
+def list_postings(*, db: Database, caller: Caller, account_id: int, before: int | None, limit: int) -> list[Row]:
+    """An account's statement, newest first; the account must be one the caller may see."""
+    query = select(postings).where(postings.c.account_id == account_id)
+    query = keyset(query, postings.c.id, cursor=before, limit=limit, newest_first=True)
+    with db.begin() as connection:
+        owned_row(connection, accounts, account_id, caller, what="account")
+        return list(connection.execute(query))
 
 
 def apply_postings(*, db: Database, request: PostingsRequest) -> PostingsOutcome:
@@ -82,71 +91,93 @@ def apply_postings(*, db: Database, request: PostingsRequest) -> PostingsOutcome
     A repeat, or a concurrent duplicate that loses the race, gets the first outcome back.
     """
     try:
-        with db.transaction() as session:
-            if (stored := _stored_outcome(session, request.transaction_id)) is not None:
-                return stored
-            outcome = _apply(session, request)
-            session.add(AppliedTransaction(transaction_id=request.transaction_id, outcome=_encode(outcome)))
+        outcome, fresh = db.run(partial(_apply_once, request=request))
     except Conflict:
-        with db.transaction() as session:
-            if (stored := _stored_outcome(session, request.transaction_id)) is None:
-                raise
-            return stored
-    crash_point("accounts.after_postings_commit")
+        stored = db.run(partial(_stored_outcome, transaction_id=request.transaction_id))
+        if stored is None:
+            raise
+        return stored
+    if fresh:
+        crash_point("accounts.after_postings_commit")
     return outcome
 
 
-def _apply(session: Session, request: PostingsRequest) -> PostingsOutcome:
-    if request.type == "deposit":
-        return _deposit(session, request)
-    if request.type == "withdrawal":
-        return _withdraw(session, request)
-    return _transfer(session, request)
+_STORED_OUTCOME = select(applied_transactions.c.outcome).where(
+    applied_transactions.c.transaction_id == bindparam("transaction_id")
+)
+_RECORD_OUTCOME = insert(applied_transactions)
+_decode_outcome = msgspec.json.Decoder(PostingsOutcome).decode
+_encode = msgspec.json.Encoder().encode
 
 
-def _deposit(session: Session, request: PostingsRequest) -> PostingsOutcome:
-    credited = _post(session, request, request.account_id, request.amount_minor, owner=request.user_id)
+def _apply_once(connection: Connection, *, request: PostingsRequest) -> tuple[PostingsOutcome, bool]:
+    """The stored outcome (not fresh), or the postings applied now and their outcome (fresh)."""
+    if (stored := _stored_outcome(connection, transaction_id=request.transaction_id)) is not None:
+        return stored, False
+    outcome = _MOVES[request.type](connection, request)
+    connection.execute(
+        _RECORD_OUTCOME,
+        {"transaction_id": request.transaction_id, "outcome": _encode(outcome).decode(), "created_at": utcnow()},
+    )
+    return outcome, True
+
+
+def _stored_outcome(connection: Connection, *, transaction_id: int) -> PostingsOutcome | None:
+    stored = connection.execute(_STORED_OUTCOME, {"transaction_id": transaction_id}).scalar_one_or_none()
+    return _decode_outcome(stored) if stored is not None else None
+
+
+def _deposit(connection: Connection, request: PostingsRequest) -> PostingsOutcome:
+    credited = _post(connection, request, request.account_id, request.amount_minor, owner=request.user_id)
     if credited is None:
         return _rejected(request, "account_not_found")
     return _completed(request, credited)
 
 
-def _withdraw(session: Session, request: PostingsRequest) -> PostingsOutcome:
-    debited = _post(session, request, request.account_id, -request.amount_minor, owner=request.user_id)
+def _withdraw(connection: Connection, request: PostingsRequest) -> PostingsOutcome:
+    debited = _post(connection, request, request.account_id, -request.amount_minor, owner=request.user_id)
     if debited is None:
-        currency = session.scalar(
-            select(Account.currency).where(Account.id == request.account_id, Account.user_id == request.user_id)
-        )
+        currency = connection.execute(
+            select(accounts.c.currency).where(
+                accounts.c.id == request.account_id, accounts.c.user_id == request.user_id
+            )
+        ).scalar_one_or_none()
         reason = "account_not_found" if currency is None else "insufficient_funds"
         return _rejected(request, reason, currency)
     return _completed(request, debited)
 
 
-def _transfer(session: Session, request: PostingsRequest) -> PostingsOutcome:
+_LOCK_PAIR = (
+    select(accounts.c.id, accounts.c.user_id, accounts.c.currency, accounts.c.balance_minor)
+    .where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(accounts.c.id)
+    .with_for_update()
+)
+
+
+def _transfer(connection: Connection, request: PostingsRequest) -> PostingsOutcome:
     assert request.to_account_id is not None
-    # Lock both rows in id order, so opposite transfers between two accounts cannot deadlock.
-    accounts = {
-        a.id: a
-        for a in session.scalars(
-            select(Account)
-            .where(Account.id.in_([request.account_id, request.to_account_id]))
-            .order_by(Account.id)
-            .with_for_update()
-        )
+    # Both rows locked in id order, so opposite transfers between two accounts cannot deadlock.
+    locked = {
+        row.id: row for row in connection.execute(_LOCK_PAIR, {"ids": [request.account_id, request.to_account_id]})
     }
-    source, target = accounts.get(request.account_id), accounts.get(request.to_account_id)
+    source, target = locked.get(request.account_id), locked.get(request.to_account_id)
+    # The caller's own side first: whether a recipient exists is told only to who could pay it.
     if source is None or source.user_id != request.user_id:
         return _rejected(request, "account_not_found")
+    if source.balance_minor < request.amount_minor:
+        return _rejected(request, "insufficient_funds", source.currency)
     if target is None:
-        return _rejected(request, "recipient_not_found")
+        return _rejected(request, "recipient_not_found", source.currency)
     if target.currency != source.currency:
         return _rejected(request, "currency_mismatch", source.currency)
-    debited = _post(session, request, source.id, -request.amount_minor, owner=request.user_id)
-    if debited is None:
-        return _rejected(request, "insufficient_funds", source.currency)
-    credited = _post(session, request, target.id, request.amount_minor, owner=None)
-    assert credited is not None, "the target row is locked and exists"
+    debited = _post(connection, request, source.id, -request.amount_minor, owner=request.user_id)
+    credited = _post(connection, request, target.id, request.amount_minor, owner=None)
+    assert debited is not None and credited is not None, "both rows are locked, and the balance suffices"
     return _completed(request, debited, credited)
+
+
+_MOVES = {"deposit": _deposit, "withdrawal": _withdraw, "transfer": _transfer}
 
 
 class _Changed(NamedTuple):
@@ -155,31 +186,42 @@ class _Changed(NamedTuple):
     user_id: int
 
 
+_CHANGED = (accounts.c.balance_minor, accounts.c.currency, accounts.c.user_id)
+_CREDIT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"))
+    .values(balance_minor=accounts.c.balance_minor + bindparam("delta"))
+    .returning(*_CHANGED)
+)
+_CREDIT_OWN = _CREDIT.where(accounts.c.user_id == bindparam("owner"))
+# The check and the change are one conditional UPDATE, never a read-then-write.
+_DEBIT_OWN = _CREDIT_OWN.where(accounts.c.balance_minor >= -bindparam("delta"))
+_APPEND_POSTING = insert(postings)
+
+
 def _post(
-    session: Session, request: PostingsRequest, account_id: int, delta: int, *, owner: int | None
+    connection: Connection, request: PostingsRequest, account_id: int, delta: int, *, owner: int | None
 ) -> _Changed | None:
     """Add `delta` to the balance and append its posting, unless the owner differs or it would go
-    below zero: the check and the change are one conditional UPDATE, never a read-then-write."""
-    conditions = [Account.id == account_id]
-    if owner is not None:
-        conditions.append(Account.user_id == owner)
-    if delta < 0:
-        conditions.append(Account.balance_minor >= -delta)
-    row = session.execute(
-        update(Account)
-        .where(*conditions)
-        .values(balance_minor=Account.balance_minor + delta)
-        .returning(Account.balance_minor, Account.currency, Account.user_id)
-    ).one_or_none()
+    below zero."""
+    statement = _CREDIT if owner is None else _DEBIT_OWN if delta < 0 else _CREDIT_OWN
+    params = (
+        {"account_id": account_id, "delta": delta}
+        if owner is None
+        else {"account_id": account_id, "delta": delta, "owner": owner}
+    )
+    row = connection.execute(statement, params).one_or_none()
     if row is None:
         return None
-    session.add(
-        Posting(
-            account_id=account_id,
-            transaction_id=request.transaction_id,
-            amount_minor=delta,
-            balance_after_minor=row.balance_minor,
-        )
+    connection.execute(
+        _APPEND_POSTING,
+        {
+            "account_id": account_id,
+            "transaction_id": request.transaction_id,
+            "amount_minor": delta,
+            "balance_after_minor": row.balance_minor,
+            "created_at": utcnow(),
+        },
     )
     return _Changed(row.balance_minor, row.currency, row.user_id)
 
@@ -195,33 +237,5 @@ def _completed(request: PostingsRequest, source: _Changed, target: _Changed | No
     )
 
 
-def _rejected(request: PostingsRequest, reason: str, currency: str | None = None) -> PostingsOutcome:
+def _rejected(request: PostingsRequest, reason: Rejection, currency: str | None = None) -> PostingsOutcome:
     return PostingsOutcome(transaction_id=request.transaction_id, status="rejected", reason=reason, currency=currency)
-
-
-def _stored_outcome(session: Session, transaction_id: int) -> PostingsOutcome | None:
-    stored = session.get(AppliedTransaction, transaction_id)
-    return msgspec.json.decode(stored.outcome, type=PostingsOutcome) if stored else None
-
-
-def _encode(outcome: PostingsOutcome) -> str:
-    return msgspec.json.encode(outcome).decode()
-
-
-def list_postings(*, db: Database, caller: Caller, account_id: int, before: int | None, limit: int) -> list[Posting]:
-    """An account's statement, newest first; the account must be one the caller may see."""
-    query = select(Posting).where(Posting.account_id == account_id)
-    query = keyset(query, Posting.id, cursor=before, limit=limit, newest_first=True)
-    with db.transaction() as session:
-        get_owned(session, Account, account_id, caller)
-        return list(session.scalars(query))
-
-
-class LocalLedger:
-    """The ledger in process, for ROLE=all: the same code as POST /internal/postings, no HTTP hop."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def apply(self, request: PostingsRequest) -> PostingsOutcome:
-        return await anyio.to_thread.run_sync(lambda: apply_postings(db=self.db, request=request))

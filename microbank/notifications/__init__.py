@@ -7,6 +7,7 @@ from microbank.platform.domain import Domain
 
 domain = Domain(
     name="notifications",
+    schema_revision="notifications_0002",
     route_handlers=[NotificationController],
     consumers=[consume_events],
 )

@@ -17,6 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from microbank.notifications import service
 from microbank.notifications.models import Notification
 from microbank.notifications.schemas import NotificationOut
+from microbank.platform.admission import EXEMPT
 from microbank.platform.auth import AuthedRequest, Caller
 from microbank.platform.db import MAX_ID, Database
 from microbank.platform.domain import database_dependency
@@ -63,7 +64,7 @@ class NotificationController(Controller):
     ) -> NotificationOut:
         return notification_out(service.mark_read(db=db, caller=request.user, notification_id=notification_id))
 
-    @get("/stream", summary="New notifications as server-sent events, as they are stored")
+    @get("/stream", opt={EXEMPT: True}, summary="New notifications as server-sent events, as they are stored")
     async def stream(
         self,
         request: AuthedRequest,

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 from prometheus_client import Counter, Histogram
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select, update
 
 from microbank.notifications.models import Notification
 from microbank.platform.auth import Caller
 from microbank.platform.db import Database, upsert_into, utcnow
 from microbank.platform.events import BankEvent, Recipient
-from microbank.platform.ownership import get_owned
+from microbank.platform.ownership import owned_row
 
 NOTIFICATIONS_STORED = Counter("notifications_stored_total", "Notifications stored, one per recipient of an event")
 EVENT_LAG = Histogram(
@@ -62,18 +62,20 @@ def latest_notification_id(*, db: Database, caller: Caller) -> int:
     return latest or 0
 
 
-def mark_read(*, db: Database, caller: Caller, notification_id: int) -> Notification:
+def mark_read(*, db: Database, caller: Caller, notification_id: int) -> Row:
     """Mark one of the caller's notifications read; marking it again changes nothing."""
-    with db.transaction() as session:
-        notification = get_owned(session, Notification, notification_id, caller, admin_sees_all=False)
-        if notification.read_at is None:
-            notification.read_at = utcnow()
-        return notification
+    table = Notification.__table__
+    with db.begin() as connection:
+        notification = owned_row(connection, table, notification_id, caller, what="notification", admin_sees_all=False)
+        if notification.read_at is not None:
+            return notification
+        read = update(table).where(table.c.id == notification_id).values(read_at=utcnow()).returning(*table.c)
+        return connection.execute(read).one()
 
 
-def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> int:
-    """One notification per recipient of each event, however often the event arrives; how many
-    were new."""
+def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> set[str]:
+    """One notification per recipient of each event, however often the event arrives, in one
+    transaction; the ids of the events that told someone something new."""
     stored_at = utcnow()
     rows = [
         {
@@ -89,14 +91,18 @@ def store_notifications(*, db: Database, events: Sequence[BankEvent]) -> int:
         for recipient in event.recipients or [Recipient(event.user_id, event.message)]
     ]
     if not rows:
-        return 0
-    with db.transaction() as session:
-        statement = upsert_into(session, Notification).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
-        new = session.execute(statement.returning(Notification.occurred_at), rows).scalars().all()
+        return set()
+    table = Notification.__table__
+
+    def store(connection: Connection) -> list[Row]:
+        statement = upsert_into(connection, table).on_conflict_do_nothing(index_elements=["event_id", "user_id"])
+        return connection.execute(statement.returning(table.c.event_id, table.c.occurred_at), rows).all()
+
+    new = db.run(store)
     NOTIFICATIONS_STORED.inc(len(new))
-    for occurred_at in new:
-        EVENT_LAG.observe((stored_at - occurred_at).total_seconds())
-    return len(new)
+    for row in new:
+        EVENT_LAG.observe((stored_at - row.occurred_at).total_seconds())
+    return {row.event_id for row in new}
 
 
 class LocalNotifier:

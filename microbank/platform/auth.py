@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,10 +101,20 @@ class TokenIssuer:
 
 
 class TokenVerifier:
+    """Verifies bearer tokens. A client sends the same token with every request for its whole
+    lifetime, so a verified token is remembered until it expires: checking its signature again
+    would cost ~250 µs of CPU a request for nothing."""
+
+    CACHED_TOKENS = 4096
+
     def __init__(self, public_pem: str) -> None:
         self._key = _load_public(public_pem)
+        self._verified: OrderedDict[str, tuple[Caller, int]] = OrderedDict()
 
     def verify(self, token: str) -> Caller:
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[1] > time.time():
+            return remembered[0]
         try:
             claims = jwt.decode(
                 token,
@@ -117,7 +128,14 @@ class TokenVerifier:
             raise Unauthenticated("the token has expired", code="token_expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid", code="invalid_token") from None
-        return _caller_from(claims)
+        caller = _caller_from(claims)
+        self._remember(token, caller, int(claims["exp"]))
+        return caller
+
+    def _remember(self, token: str, caller: Caller, expires: int) -> None:
+        self._verified[token] = (caller, expires)
+        if len(self._verified) > self.CACHED_TOKENS:
+            self._verified.popitem(last=False)
 
 
 def _caller_from(claims: dict[str, Any]) -> Caller:

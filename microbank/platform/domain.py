@@ -16,13 +16,17 @@ from microbank.platform.settings import Settings
 @dataclass
 class Runtime:
     """A role's process: its settings, its domains' databases, and the ports composed for it
-    (e.g. "ledger": accounts over HTTP, or in process when the role serves accounts too)."""
+    (microbank.contracts.Ports: e.g. the ledger, accounts over HTTP or in process)."""
 
     settings: Settings
     databases: dict[str, Database]
-    ports: dict[str, Any] = field(default_factory=dict)
+    ports: Any
     # Beyond its databases, what must answer for the role to be ready, e.g. the broker.
     readiness_checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for database in self.databases.values():
+            database.dispose()
 
 
 Worker = Callable[[Runtime], Awaitable[None]]
@@ -31,6 +35,8 @@ Worker = Callable[[Runtime], Awaitable[None]]
 @dataclass(frozen=True)
 class Domain:
     name: str
+    # The migration of migrations/<name>/ this code expects its database at (a test keeps it the head).
+    schema_revision: str
     route_handlers: Sequence[Any]
     issues_tokens: bool = False
     # Long-running tasks started with the app's API and cancelled at shutdown.
@@ -41,7 +47,12 @@ class Domain:
 
 def open_databases(domains: Sequence[Domain], settings: Settings) -> dict[str, Database]:
     return {
-        domain.name: Database(domain.name, settings.database_url(domain.name), pool_size=settings.db_pool_size)
+        domain.name: Database(
+            domain.name,
+            settings.database_url(domain.name),
+            pool_size=settings.db_pool_size,
+            schema_revision=domain.schema_revision,
+        )
         for domain in domains
     }
 
@@ -56,9 +67,9 @@ def database_dependency(domain: str) -> Provide:
 
 
 def port_dependency(name: str) -> Provide:
-    """Controllers get the port composed for this role under `name`."""
+    """Controllers get the role's port `name` (a field of microbank.contracts.Ports)."""
 
     def provide_port(state: State) -> Any:
-        return state.runtime.ports[name]
+        return getattr(state.runtime.ports, name)
 
     return Provide(provide_port, sync_to_thread=False)

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
 from litestar import Litestar, Request, Response, get
+from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import DefineMiddleware
@@ -20,11 +22,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from microbank.platform.admission import EXEMPT, Admission, AdmissionMiddleware
 from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.metrics import instrument, metrics
-from microbank.platform.migrations import migration_gap
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -98,17 +100,19 @@ EXCEPTION_HANDLERS = {
 }
 
 
-@get("/healthz", sync_to_thread=False, include_in_schema=False, opt=PUBLIC)
+# Health, readiness and metrics answer whoever asks, however busy the role is.
+OPEN = {**PUBLIC, EXEMPT: True}
+
+
+@get("/healthz", sync_to_thread=False, include_in_schema=False, opt=OPEN)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", include_in_schema=False, opt=PUBLIC)
+@get("/readyz", include_in_schema=False, opt=OPEN)
 async def readyz(state: State) -> Response[dict]:
     runtime: Runtime = state.runtime
-    gaps = await anyio.to_thread.run_sync(
-        lambda: [migration_gap(name, database.engine) for name, database in runtime.databases.items()]
-    )
+    gaps = await anyio.to_thread.run_sync(lambda: [database.schema_gap() for database in runtime.databases.values()])
     checked = [await check() for check in runtime.readiness_checks]
     problems = [problem for problem in (*gaps, *checked) if problem]
     if problems:
@@ -127,14 +131,19 @@ def create_http_app(
     """The ASGI app of a role: its domains' routes on the runtime's databases and ports, health,
     readiness and metrics, and its workers running for as long as the app does."""
     settings = runtime.settings
+    _size_worker_threads(settings.max_in_flight)
     openapi = _openapi(name)
-    middleware = []
+    admission = Admission(
+        limit=settings.max_in_flight, queue=settings.max_queued, max_wait=settings.queue_timeout_seconds
+    )
+    middleware: list[Any] = []
     issuer = None
     if route_handlers:
         verifier, issuer = _token_keys(settings, issues_tokens=issues_tokens)
         # The OpenAPI documents are public; a handler opts out itself with opt=PUBLIC.
         exclude = [f"^{openapi.path}"]
         middleware.append(DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=exclude))
+    middleware.append(AdmissionMiddleware(admission))
 
     @asynccontextmanager
     async def run_workers(_: Litestar) -> AsyncIterator[None]:
@@ -160,12 +169,20 @@ def create_http_app(
     return instrument(app)
 
 
+def _size_worker_threads(count: int) -> None:
+    """Sync handlers run in Litestar's executor, by default the loop's: min(32, CPUs + 4) threads,
+    six on two cores. A request holds its thread while it waits on another service, so the pool
+    is as large as the number of requests the role admits at once."""
+    executor = get_asyncio_executor()
+    if executor is None or executor._max_workers < count:
+        set_asyncio_executor(ThreadPoolExecutor(max_workers=count, thread_name_prefix="request"))
+
+
 async def close_runtime(runtime: Runtime) -> None:
-    for port in runtime.ports.values():
+    for port in vars(runtime.ports).values():
         if hasattr(port, "aclose"):
             await port.aclose()
-    for database in runtime.databases.values():
-        database.dispose()
+    runtime.close()
 
 
 def _openapi(name: str) -> OpenAPIConfig:

@@ -8,10 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, pool, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, MetaData, pool, text
 
 from microbank.platform.settings import load_settings
 
@@ -45,23 +43,6 @@ def downgrade(domain: str, url: str, revision: str = "base") -> None:
 @cache
 def head_revision(domain: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(domain)).get_current_head()
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
-def migration_gap(domain: str, engine: Engine) -> str | None:
-    """Why the database is not ready for this code, or None when it is at the head."""
-    try:
-        current = current_revision(engine)
-    except SQLAlchemyError as exc:
-        return f"{domain} database unreachable: {type(getattr(exc, 'orig', None) or exc).__name__}"
-    head = head_revision(domain)
-    if current != head:
-        return f"{domain} database at revision {current or 'none'}, code expects {head}"
-    return None
 
 
 def run_env(metadata: MetaData) -> None:

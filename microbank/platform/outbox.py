@@ -4,27 +4,39 @@ relay delivers them afterwards. A delivery outage delays events; it never loses 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
 
 import anyio.to_thread
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Column, Connection, Index, MetaData, String, Table, Text, func, or_, select, update
 
-from microbank.platform.db import BigIntId, Database, UTCDateTime, utcnow
+from microbank.platform.db import BigIntId, Database, UTCDateTime, after_commit, utcnow
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.events import BankEvent, decode_event, encode_event
-from microbank.platform.retry import retry_until_done
+from microbank.platform.retry import FailureLog
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("microbank.outbox")
 
-# Longer than a delivery can take (broker.PUBLISH_TIMEOUT, 10 s): a relay that dies
-# mid-delivery leaves its batch to the others once the lease runs out.
-DELIVERY_LEASE = timedelta(seconds=30)
+# Longer than a delivery can take (broker.PUBLISH_TIMEOUT, 2 s): a relay that dies mid-delivery
+# leaves its batch to the others once the lease runs out, and they look every POLL_INTERVAL.
+DELIVERY_LEASE = timedelta(seconds=3)
+POLL_INTERVAL = 1.0
+RETRY_FIRST_DELAY = 0.2
+RETRY_MAX_DELAY = 2.0
+
+EVENTS_PUBLISHED = Counter("events_published_total", "Outbox events delivered to the event sink", ["domain"])
+EVENT_PUBLISH_FAILURES = Counter(
+    "event_publish_failures_total", "Outbox events whose delivery failed and will be retried", ["domain"]
+)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -44,9 +56,12 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-def add_event(session: Session, outbox: Table, event: BankEvent) -> None:
-    """Write the event in the caller's transaction: it exists if and only if the change commits."""
-    session.execute(
+def add_event(connection: Connection | Session, outbox: Table, event: BankEvent) -> None:
+    """Write the event in the caller's transaction: it exists if and only if the change commits,
+    and once it has committed the relays of this process are woken to deliver it."""
+    if not isinstance(connection, Connection):  # an ORM session's
+        connection = connection.connection()
+    connection.execute(
         outbox.insert().values(
             event_id=event.event_id,
             routing_key=event.event_type,
@@ -54,6 +69,7 @@ def add_event(session: Session, outbox: Table, event: BankEvent) -> None:
             created_at=event.occurred_at,
         )
     )
+    after_commit(connection, partial(wake_relays, outbox))
 
 
 class EventSink(Protocol):
@@ -62,16 +78,49 @@ class EventSink(Protocol):
     async def deliver(self, events: list[BankEvent]) -> None: ...
 
 
+class RelayWakeup:
+    """Wakes a relay on its event loop from any thread: once per burst of commits, however many."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._pending = False
+
+    def notify(self) -> None:
+        if not self._pending:
+            self._pending = True
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> None:
+        """Until notified, or `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+        self._pending = False
+
+
+def _wakeups(outbox: Table) -> set[RelayWakeup]:
+    """The relays of this process waiting on `outbox`."""
+    return outbox.info.setdefault("relay_wakeups", set())
+
+
+def wake_relays(outbox: Table) -> None:
+    for wakeup in list(_wakeups(outbox)):
+        wakeup.notify()
+
+
 class OutboxRelay:
     """Deliver unsent outbox rows, oldest first, marking them sent only after the sink accepted them.
     Order is not a promise: batches of several replicas, and redelivered batches, interleave.
 
-    A batch is leased (claimed_until) in one short transaction, delivered with no transaction
-    open, and marked sent in another; the claim uses FOR UPDATE SKIP LOCKED, so several replicas
-    share the work. A failed delivery gives its lease back at once; a relay that dies mid-delivery
-    loses it when it runs out. Either way the rows are delivered again, and consumers drop the
-    duplicate by event_id. Each database call is a whole transaction in a worker thread, so a
-    cancelled relay never leaves a thread holding locks or waiting on the event loop.
+    A commit that writes an event wakes the relays of its process at once; the others, and a relay
+    taking over a dead replica's lease, find rows by polling every `poll_interval` seconds. A batch
+    is leased (claimed_until) in one short transaction, delivered with no transaction open, and
+    marked sent in another; the claim uses FOR UPDATE SKIP LOCKED, so several replicas share the
+    work. A failed delivery gives its lease back at once; a relay that dies mid-delivery loses it
+    when it runs out. Either way the rows are delivered again, and consumers drop the duplicate by
+    event_id. Each database call is a whole transaction in a worker thread, so a cancelled relay
+    never leaves a thread holding locks or waiting on the event loop.
     """
 
     def __init__(
@@ -80,14 +129,17 @@ class OutboxRelay:
         outbox: Table,
         sink: EventSink,
         *,
-        batch_size: int = 100,
+        batch_size: int = 200,
         lease: timedelta = DELIVERY_LEASE,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.db = db
         self.outbox = outbox
         self.sink = sink
         self.batch_size = batch_size
         self.lease = lease
+        self.poll_interval = poll_interval
+        self.failures = FailureLog(log, f"{db.name} outbox delivery")
 
     async def relay_once(self) -> int:
         """Deliver one batch; how many rows were sent."""
@@ -98,9 +150,11 @@ class OutboxRelay:
         try:
             await self.sink.deliver([decode_event(row.payload) for row in rows])
         except Exception:
+            EVENT_PUBLISH_FAILURES.labels(self.db.name).inc(len(rows))
             await anyio.to_thread.run_sync(self._end_lease, ids, None)
             raise
         await anyio.to_thread.run_sync(self._end_lease, ids, utcnow())
+        EVENTS_PUBLISHED.labels(self.db.name).inc(len(rows))
         return len(rows)
 
     def _lease_unsent(self) -> list:
@@ -112,30 +166,43 @@ class OutboxRelay:
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
-        with self.db.transaction() as session:
-            rows = session.execute(
-                update(table)
-                .where(table.c.id.in_(due.scalar_subquery()))
-                .values(claimed_until=now + self.lease)
-                .returning(table.c.id, table.c.payload)
-            ).all()
+        lease = (
+            update(table)
+            .where(table.c.id.in_(due.scalar_subquery()))
+            .values(claimed_until=now + self.lease)
+            .returning(table.c.id, table.c.payload)
+        )
+        rows = self.db.run(lambda connection: connection.execute(lease).all())
         return sorted(rows, key=lambda row: row.id)  # RETURNING comes in no particular order
 
     def _end_lease(self, ids: list[int], published_at: datetime | None) -> None:
         """Mark the batch sent, or (published_at None) hand it back for the next attempt."""
         table = self.outbox
-        with self.db.transaction() as session:
-            session.execute(
-                update(table).where(table.c.id.in_(ids)).values(published_at=published_at, claimed_until=None)
-            )
+        done = update(table).where(table.c.id.in_(ids)).values(published_at=published_at, claimed_until=None)
+        self.db.run(lambda connection: connection.execute(done))
 
-    async def run(self, *, interval: float = 0.2) -> None:
-        """Relay for ever: a full batch is followed at once by the next, a short one after
-        `interval`; a failed delivery leaves its rows unsent and is retried with backoff."""
-        while True:
-            sent = await retry_until_done(self.relay_once, what="outbox delivery", first_delay=interval)
-            if sent < self.batch_size:
-                await asyncio.sleep(interval)
+    async def run(self) -> None:
+        """Relay for ever: at once after a commit in this process, every poll_interval otherwise,
+        and without pause while full batches keep coming; after a failure, again after a short
+        backoff, so a broker that comes back is used within RETRY_MAX_DELAY."""
+        wakeup = RelayWakeup()
+        _wakeups(self.outbox).add(wakeup)
+        delay = RETRY_FIRST_DELAY
+        try:
+            while True:
+                try:
+                    sent = await self.relay_once()
+                except Exception as exc:  # whatever failed, the rows stay unsent and are tried again
+                    self.failures.failed(exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    continue
+                self.failures.recovered()
+                delay = RETRY_FIRST_DELAY
+                if sent < self.batch_size:
+                    await wakeup.wait(self.poll_interval)
+        finally:
+            _wakeups(self.outbox).discard(wakeup)
 
 
 class OutboxBacklog(Collector):
@@ -161,8 +228,8 @@ class OutboxBacklog(Collector):
         for domain, (db, table) in list(self._outboxes.items()):
             unsent = select(func.count(), func.min(table.c.created_at)).where(table.c.published_at.is_(None))
             try:
-                with db.transaction() as session:
-                    count, oldest = session.execute(unsent).one()
+                with db.begin() as connection:
+                    count, oldest = connection.execute(unsent).one()
             except Exception as exc:  # a scrape reports what it can; readiness reports the outage
                 log.debug("outbox backlog of %s unreadable: %r", domain, exc)
                 continue
@@ -192,7 +259,7 @@ def relay_worker(domain: str, outbox: Table) -> Worker:
         db = runtime.databases[domain]
         OUTBOX_BACKLOG.watch(domain, db, outbox)
         try:
-            sink = runtime.ports.get("event_sink")
+            sink = runtime.ports.event_sink
             if sink is None:
                 log.warning("%s: no event sink (set RABBIT_URL): events wait in the outbox", domain)
                 await asyncio.Event().wait()

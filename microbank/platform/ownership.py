@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, Table, select
 
 from microbank.platform.auth import Caller
 from microbank.platform.errors import NotFound
 
-T = TypeVar("T")
 
-
-def get_owned(session: Session, model: type[T], entity_id: int, caller: Caller, *, admin_sees_all: bool = True) -> T:
-    """The row with this id if its user_id is the caller's (or the caller is an admin and
-    `admin_sees_all`), else NotFound: the answer never reveals that someone else's row exists."""
-    row: Any = session.get(model, entity_id)
+def owned_row(
+    connection: Connection, table: Table, entity_id: int, caller: Caller, *, what: str, admin_sees_all: bool = True
+) -> Row:
+    """The row of `table` with this id if its user_id is the caller's (or the caller is an admin
+    and `admin_sees_all`), else NotFound: the answer never reveals that someone else's row exists."""
+    row = connection.execute(select(table).where(table.c.id == entity_id)).one_or_none()
     if row is None or not (row.user_id == caller.user_id or (admin_sees_all and caller.is_admin)):
-        what = model.__name__.lower()
         raise NotFound(f"{what} {entity_id} not found", code=f"{what}_not_found")
     return row

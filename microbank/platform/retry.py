@@ -12,6 +12,27 @@ log = logging.getLogger("microbank.retry")
 T = TypeVar("T")
 
 
+class FailureLog:
+    """Logs a loop's failures without flooding: the first of a run of failures, and each change of
+    what fails, as a warning; the rest at debug; and the recovery once."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self._failing: str | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        level = logging.DEBUG if reason == self._failing else logging.WARNING
+        self.logger.log(level, "%s failed, retrying: %s", self.what, reason)
+        self._failing = reason
+
+    def recovered(self) -> None:
+        if self._failing is not None:
+            self.logger.info("%s works again", self.what)
+            self._failing = None
+
+
 async def retry_until_done(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -22,11 +43,14 @@ async def retry_until_done(
 ) -> T:
     """Await `attempt()` until it succeeds, waiting twice as long after each failure, up to
     `max_delay`; an exception outside `retry_on` ends it."""
-    delay = first_delay
+    delay, failures = first_delay, FailureLog(log, what)
     while True:
         try:
-            return await attempt()
+            result = await attempt()
         except retry_on as exc:
-            log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
+            failures.failed(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+            continue
+        failures.recovered()
+        return result

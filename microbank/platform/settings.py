@@ -44,6 +44,10 @@ class Settings:
     service_token: str | None = field(repr=False)
     token_ttl_seconds: int
     db_pool_size: int
+    # Back-pressure: requests in progress, requests waiting, and how long one may wait.
+    max_in_flight: int
+    max_queued: int
+    queue_timeout_seconds: float
     rabbit_url: str | None = field(repr=False)
     # "declare": the roles declare the exchanges and queues; "verify": the broker loads them at boot
     # (Kubernetes) and the roles, whose broker users may not configure anything, only check them.
@@ -59,11 +63,20 @@ class Settings:
         DATABASE_URL names the one database of a single-domain role; under ROLE=all it would
         point four domains at one database, so there only the per-domain names count.
         """
-        if url := _read_secret(f"{domain.upper()}_DATABASE_URL"):
-            return url.strip()
-        if self.role != "all" and (url := _read_secret("DATABASE_URL")):
-            return url.strip()
+        for variable in (f"{domain.upper()}_DATABASE_URL", *(("DATABASE_URL",) if self.role != "all" else ())):
+            if url := (_read_secret(variable) or "").strip():
+                return _database_url(variable, url)
         return f"sqlite:///{self.data_dir / f'{domain}.db'}"
+
+
+def _database_url(variable: str, url: str) -> str:
+    """The URL, if it names a driver this package has: psycopg2 for PostgreSQL, or SQLite."""
+    scheme = url.partition("://")[0]
+    if scheme in ("postgresql+psycopg2", "sqlite"):
+        return url
+    if scheme.startswith("postgres"):
+        raise ConfigError(f"{variable} must use the postgresql+psycopg2:// scheme (got {scheme}://)")
+    raise ConfigError(f"{variable} must be a postgresql+psycopg2:// or sqlite:/// URL (got {scheme or url!r})")
 
 
 def _rabbit_topology() -> str:
@@ -83,7 +96,10 @@ def load_settings() -> Settings:
         jwt_public_key=_read_secret("JWT_PUBLIC_KEY"),
         service_token=(_read_secret("SERVICE_TOKEN") or "").strip() or None,
         token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 900),
-        db_pool_size=_int("DB_POOL_SIZE", 10),
+        db_pool_size=_int("DB_POOL_SIZE", 16),
+        max_in_flight=_int("MAX_IN_FLIGHT", 32),
+        max_queued=_int("MAX_QUEUED", 512),
+        queue_timeout_seconds=_int("QUEUE_TIMEOUT_SECONDS", 2),
         rabbit_url=(_read_secret("RABBIT_URL") or "").strip() or None,
         rabbit_topology=_rabbit_topology(),
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),

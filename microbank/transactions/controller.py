@@ -8,15 +8,15 @@ from typing import Annotated, Literal
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from sqlalchemy import Row
 
+from microbank.contracts.postings import Ledger, TransactionType
 from microbank.platform.auth import AuthedRequest
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency, port_dependency
-from microbank.platform.ledger import Ledger, TransactionType
 from microbank.platform.money import format_minor
 from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
 from microbank.transactions import service
-from microbank.transactions.models import Transaction
 from microbank.transactions.schemas import TransactionOut, TransactionRequest
 
 IdempotencyKey = Annotated[
@@ -27,7 +27,7 @@ IdempotencyKey = Annotated[
 TransactionStatus = Literal["pending", "completed", "rejected"]
 
 
-def transaction_out(transaction: Transaction) -> TransactionOut:
+def transaction_out(transaction: Row) -> TransactionOut:
     balance_after = transaction.balance_after_minor
     return TransactionOut(
         id=transaction.id,
@@ -50,8 +50,8 @@ class TransactionController(Controller):
     tags = ["transactions"]
     dependencies = {"db": database_dependency("transactions"), "ledger": port_dependency("ledger")}
 
-    @post("/", summary="Deposit, withdraw or transfer, exactly once per Idempotency-Key")
-    async def move_money(
+    @post("/", sync_to_thread=True, summary="Deposit, withdraw or transfer, exactly once per Idempotency-Key")
+    def move_money(
         self,
         request: AuthedRequest,
         data: JSONBody[TransactionRequest],
@@ -61,7 +61,7 @@ class TransactionController(Controller):
     ) -> TransactionOut:
         key = service.validate_idempotency_key(idempotency_key)
         movement = service.validate_movement(data)
-        transaction = await service.move_money(db=db, ledger=ledger, caller=request.user, key=key, movement=movement)
+        transaction = service.move_money(db=db, ledger=ledger, caller=request.user, key=key, movement=movement)
         return transaction_out(transaction)
 
     @get(

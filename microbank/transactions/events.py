@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Row
+
+from microbank.contracts.postings import PostingsOutcome
 from microbank.platform.events import (
     TRANSACTION_COMPLETED,
     TRANSACTION_REJECTED,
@@ -9,9 +12,7 @@ from microbank.platform.events import (
     Recipient,
     new_event,
 )
-from microbank.platform.ledger import PostingsOutcome
 from microbank.platform.money import display, format_minor
-from microbank.transactions.models import Transaction
 
 _REASONS = {
     "insufficient_funds": "insufficient funds",
@@ -21,7 +22,7 @@ _REASONS = {
 }
 
 
-def transaction_finished(transaction: Transaction, outcome: PostingsOutcome) -> BankEvent:
+def transaction_finished(transaction: Row, outcome: PostingsOutcome) -> BankEvent:
     """transaction.completed or .rejected: "Deposit of $200.00 completed. New balance: $900.00"."""
     if outcome.status == "rejected":
         rejection = Recipient(transaction.user_id, _rejected_message(transaction, outcome))
@@ -33,7 +34,7 @@ def transaction_finished(transaction: Transaction, outcome: PostingsOutcome) -> 
     return _event(TRANSACTION_COMPLETED, transaction, recipients)
 
 
-def _initiator_message(transaction: Transaction, outcome: PostingsOutcome) -> str:
+def _initiator_message(transaction: Row, outcome: PostingsOutcome) -> str:
     amount = _money(transaction.amount_minor, outcome)
     balance = _money(outcome.balance_after_minor or 0, outcome)
     what = f"{transaction.type.capitalize()} of {amount}"
@@ -42,12 +43,12 @@ def _initiator_message(transaction: Transaction, outcome: PostingsOutcome) -> st
     return f"{what} completed. New balance: {balance}"
 
 
-def _rejected_message(transaction: Transaction, outcome: PostingsOutcome) -> str:
+def _rejected_message(transaction: Row, outcome: PostingsOutcome) -> str:
     reason = _REASONS.get(outcome.reason or "", outcome.reason or "rejected")
     return f"{transaction.type.capitalize()} of {_money(transaction.amount_minor, outcome)} rejected: {reason}."
 
 
-def _receiver_message(transaction: Transaction, outcome: PostingsOutcome) -> str:
+def _receiver_message(transaction: Row, outcome: PostingsOutcome) -> str:
     amount = _money(transaction.amount_minor, outcome)
     balance = _money(outcome.to_balance_after_minor or 0, outcome)
     return (
@@ -60,7 +61,7 @@ def _money(minor: int, outcome: PostingsOutcome) -> str:
     return display(minor, outcome.currency) if outcome.currency else format_minor(minor)
 
 
-def _event(event_type: str, transaction: Transaction, recipients: list[Recipient]) -> BankEvent:
+def _event(event_type: str, transaction: Row, recipients: list[Recipient]) -> BankEvent:
     return new_event(
         event_type, recipients=recipients, transaction_id=transaction.id, transaction_type=transaction.type
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from microbank.platform.ledger import Id, TransactionType
+from microbank.contracts.postings import Id, TransactionType
 from microbank.platform.money import AmountIn
 from microbank.platform.text import NO_CONTROL_CHARACTERS
 

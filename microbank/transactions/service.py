@@ -4,7 +4,8 @@ The protocol with accounts: (1) record the transaction as pending under the call
 idempotency key; (2) ask accounts to apply its postings, which it does exactly once per
 transaction id; (3) record the outcome and its event in one local transaction. A crash
 between any two steps leaves a pending row that recovery drives through (2) and (3) again.
-No database connection is held while waiting for accounts.
+No database connection is held while waiting for accounts. Each use case runs whole in the
+worker thread of its request: the call to accounts included, it costs one thread hand-off.
 """
 
 from __future__ import annotations
@@ -14,30 +15,22 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anyio.to_thread
 import msgspec
 from prometheus_client import Counter
-from sqlalchemy import Select, select, update
+from sqlalchemy import Connection, Row, Select, select, update
 
+from microbank.contracts.deposits import LEFT_PENDING, OpeningDeposit, OpeningDepositRequest, opening_status_of
+from microbank.contracts.postings import Ledger, LedgerRefused, LedgerUnavailable, PostingsOutcome, PostingsRequest
 from microbank.platform.auth import Caller
 from microbank.platform.db import Database, upsert_into, utcnow
 from microbank.platform.errors import Conflict, Invalid, Unavailable
 from microbank.platform.faults import crash_point
-from microbank.platform.ledger import (
-    LEFT_PENDING,
-    Ledger,
-    LedgerUnavailable,
-    OpeningDeposit,
-    PostingsOutcome,
-    PostingsRequest,
-    opening_status_of,
-)
 from microbank.platform.money import to_minor
 from microbank.platform.outbox import add_event
-from microbank.platform.ownership import get_owned
+from microbank.platform.ownership import owned_row
 from microbank.platform.pagination import keyset
 from microbank.transactions.events import transaction_finished
-from microbank.transactions.models import Transaction, outbox
+from microbank.transactions.models import outbox, transactions
 from microbank.transactions.schemas import TransactionRequest
 
 TRANSACTIONS_FINISHED = Counter(
@@ -46,6 +39,9 @@ TRANSACTIONS_FINISHED = Counter(
 # Whole minor units (cents), so the count stays exact however much moves.
 MONEY_MOVED = Counter(
     "money_moved_minor_units_total", "Amounts of completed transactions, in minor units", ["type", "currency"]
+)
+RECOVERY_REDRIVES = Counter(
+    "recovery_redrives_total", "Pending transactions recovery drove again, by what came of it", ["outcome"]
 )
 
 log = logging.getLogger("microbank.transactions")
@@ -95,17 +91,20 @@ def validate_idempotency_key(key: str | None) -> str:
     return key
 
 
-async def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, movement: MoneyMovement) -> Transaction:
+def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, movement: MoneyMovement) -> Row:
     """Deposit, withdraw or transfer once per idempotency key; the transaction as it ended."""
-    transaction = await anyio.to_thread.run_sync(
-        lambda: record_pending(db=db, caller=caller, key=key, movement=movement)
-    )
+    transaction = record_pending(db=db, caller=caller, key=key, movement=movement)
     if transaction.status != "pending":
         return transaction
     try:
-        return await drive(db=db, ledger=ledger, transaction=transaction)
+        return drive(db=db, ledger=ledger, transaction=transaction)
     except LedgerUnavailable as exc:
-        log.warning("transaction %d left pending: %s", transaction.id, exc)
+        log.log(
+            logging.ERROR if isinstance(exc, LedgerRefused) else logging.WARNING,
+            "transaction %d left pending: %s",
+            transaction.id,
+            exc,
+        )
         raise Unavailable(
             f"accounts is unavailable; transaction {transaction.id} is pending and will be finished "
             "automatically. Repeat the request with the same Idempotency-Key to see its outcome.",
@@ -113,48 +112,54 @@ async def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, 
         ) from exc
 
 
-def record_pending(*, db: Database, caller: Caller, key: str, movement: MoneyMovement) -> Transaction:
+def record_pending(*, db: Database, caller: Caller, key: str, movement: MoneyMovement) -> Row:
     """The transaction for this key: a new pending one, or the one a repeat of the request made.
     A concurrent request with the same key makes the insert wait for it, then do nothing."""
     fingerprint = movement.fingerprint()
-    new_pending = dict(
-        user_id=caller.user_id,
-        idempotency_key=key,
-        request_hash=fingerprint,
-        type=movement.type,
-        account_id=movement.account_id,
-        to_account_id=movement.to_account_id,
-        amount_minor=movement.amount_minor,
-        description=movement.description,
-        status="pending",
-        next_attempt_at=utcnow() + RECOVERY_DELAY,
-    )
-    with db.transaction() as session:
-        inserted = session.scalars(
-            upsert_into(session, Transaction)
-            .values(**new_pending)
+    now = utcnow()
+    new_pending = {
+        "user_id": caller.user_id,
+        "idempotency_key": key,
+        "request_hash": fingerprint,
+        "type": movement.type,
+        "account_id": movement.account_id,
+        "to_account_id": movement.to_account_id,
+        "amount_minor": movement.amount_minor,
+        "description": movement.description,
+        "status": "pending",
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now + RECOVERY_DELAY,
+    }
+
+    def insert_once(connection: Connection) -> Row:
+        inserted = connection.execute(
+            upsert_into(connection, transactions)
+            .values(new_pending)
             .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-            .returning(Transaction)
+            .returning(*transactions.c)
         ).one_or_none()
-        return inserted or _repeat_of(session.scalars(_by_key(caller.user_id, key)).one(), fingerprint)
+        return inserted or _repeat_of(connection.execute(_by_key(caller.user_id, key)).one(), fingerprint)
+
+    return db.run(insert_once)
 
 
 def _by_key(user_id: int, key: str) -> Select:
-    return select(Transaction).where(Transaction.user_id == user_id, Transaction.idempotency_key == key)
+    return select(transactions).where(transactions.c.user_id == user_id, transactions.c.idempotency_key == key)
 
 
-def _repeat_of(existing: Transaction, fingerprint: str) -> Transaction:
+def _repeat_of(existing: Row, fingerprint: str) -> Row:
     if existing.request_hash != fingerprint:
         raise Conflict("this Idempotency-Key was already used for a different request", code="idempotency_key_reused")
     return existing
 
 
-async def drive(*, db: Database, ledger: Ledger, transaction: Transaction) -> Transaction:
+def drive(*, db: Database, ledger: Ledger, transaction: Row) -> Row:
     """Steps 2 and 3 of the protocol; safe to repeat, by any process, any number of times."""
-    outcome = await ledger.apply(
+    outcome = ledger.apply(
         PostingsRequest(
             transaction_id=transaction.id,
-            type=transaction.type,  # type: ignore[arg-type]
+            type=transaction.type,
             user_id=transaction.user_id,
             account_id=transaction.account_id,
             to_account_id=transaction.to_account_id,
@@ -162,80 +167,87 @@ async def drive(*, db: Database, ledger: Ledger, transaction: Transaction) -> Tr
         )
     )
     crash_point("transactions.after_ledger_call")
-    return await anyio.to_thread.run_sync(lambda: record_outcome(db=db, transaction_id=transaction.id, outcome=outcome))
+    return record_outcome(db=db, transaction=transaction, outcome=outcome)
 
 
-def record_outcome(*, db: Database, transaction_id: int, outcome: PostingsOutcome) -> Transaction:
-    """Mark the transaction completed or rejected and write its event, once; a later call is a no-op."""
-    with db.transaction() as session:
-        finished = session.scalars(
-            update(Transaction)
-            .where(Transaction.id == transaction_id, Transaction.status == "pending")
-            .values(
-                status=outcome.status,
-                reason=outcome.reason,
-                currency=outcome.currency,
-                balance_after_minor=outcome.balance_after_minor,
-                completed_at=utcnow(),
-            )
-            .returning(Transaction)
-        ).one_or_none()
+def record_outcome(*, db: Database, transaction: Row, outcome: PostingsOutcome) -> Row:
+    """Mark the transaction completed or rejected and write its event, once; a later call is a no-op
+    and returns the transaction as the first call left it."""
+    finished_at = utcnow()
+    finish = (
+        update(transactions)
+        .where(transactions.c.id == transaction.id, transactions.c.status == "pending")
+        .values(
+            status=outcome.status,
+            reason=outcome.reason,
+            currency=outcome.currency,
+            balance_after_minor=outcome.balance_after_minor,
+            completed_at=finished_at,
+        )
+        .returning(*transactions.c)
+    )
+
+    def finish_once(connection: Connection) -> tuple[Row, bool]:
+        finished = connection.execute(finish).one_or_none()
         if finished is None:
-            return session.scalars(select(Transaction).where(Transaction.id == transaction_id)).one()
-        add_event(session, outbox, transaction_finished(finished, outcome))
-    count_finished(finished)
+            return connection.execute(select(transactions).where(transactions.c.id == transaction.id)).one(), False
+        add_event(connection, outbox, transaction_finished(finished, outcome))
+        return finished, True
+
+    finished, now_finished = db.run(finish_once)
+    if now_finished:
+        count_finished(finished)
     return finished
 
 
-def count_finished(transaction: Transaction) -> None:
+def count_finished(transaction: Row) -> None:
     """Count a transaction this process took to its outcome, once it is committed."""
     TRANSACTIONS_FINISHED.labels(transaction.type, transaction.status, transaction.reason or "").inc()
     if transaction.status == "completed":
         MONEY_MOVED.labels(transaction.type, transaction.currency).inc(transaction.amount_minor)
 
 
-def claim_stalled(*, db: Database, limit: int = 50, as_of: datetime | None = None) -> list[Transaction]:
+def claim_stalled(*, db: Database, limit: int = 50, as_of: datetime | None = None) -> list[Row]:
     """Pending transactions whose time for another attempt has come by `as_of` (default now),
     leased to this process until RECOVERY_DELAY after it, so that other replicas pass them by."""
     as_of = as_of or utcnow()
     due = (
-        select(Transaction.id)
-        .where(Transaction.status == "pending", Transaction.next_attempt_at <= as_of)
-        .order_by(Transaction.id)
+        select(transactions.c.id)
+        .where(transactions.c.status == "pending", transactions.c.next_attempt_at <= as_of)
+        .order_by(transactions.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    with db.transaction() as session:
-        return list(
-            session.scalars(
-                update(Transaction)
-                .where(Transaction.id.in_(due.scalar_subquery()))
-                .values(attempts=Transaction.attempts + 1, next_attempt_at=as_of + RECOVERY_DELAY)
-                .returning(Transaction)
-            )
-        )
+    claim = (
+        update(transactions)
+        .where(transactions.c.id.in_(due.scalar_subquery()))
+        .values(attempts=transactions.c.attempts + 1, next_attempt_at=as_of + RECOVERY_DELAY)
+        .returning(*transactions.c)
+    )
+    return db.run(lambda connection: list(connection.execute(claim)))
 
 
-async def recover_pending(*, db: Database, ledger: Ledger, as_of: datetime | None = None) -> int:
+def recover_pending(*, db: Database, ledger: Ledger, as_of: datetime | None = None) -> int:
     """Drive every pending transaction due by `as_of` (default now) to its outcome; how many were
-    finished."""
+    finished. Stops at the first that accounts cannot answer: the rest would wait for it too."""
     finished = 0
-    while stalled := await anyio.to_thread.run_sync(lambda: claim_stalled(db=db, as_of=as_of)):
+    while stalled := claim_stalled(db=db, as_of=as_of):
         for transaction in stalled:
             try:
-                await drive(db=db, ledger=ledger, transaction=transaction)
-            except LedgerUnavailable as exc:
-                log.warning("recovery paused, accounts unavailable: %s", exc)
-                return finished
+                outcome = drive(db=db, ledger=ledger, transaction=transaction)
+            except LedgerUnavailable:
+                RECOVERY_REDRIVES.labels("unavailable").inc()
+                raise
+            RECOVERY_REDRIVES.labels(outcome.status).inc()
             finished += 1
     return finished
 
 
-async def recover_all_pending(*, db: Database, ledger: Ledger) -> int:
+def recover_all_pending(*, db: Database, ledger: Ledger) -> int:
     """Finish every pending transaction now, whatever its lease: repeating a step is harmless.
     Due by RECOVERY_DELAY from now covers every lease, and each row claimed in this pass is leased
     beyond that, so the pass ends instead of trying the same row again."""
-    return await recover_pending(db=db, ledger=ledger, as_of=utcnow() + RECOVERY_DELAY)
+    return recover_pending(db=db, ledger=ledger, as_of=utcnow() + RECOVERY_DELAY)
 
 
 def list_transactions(
@@ -249,43 +261,36 @@ def list_transactions(
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[Transaction]:
+) -> list[Row]:
     """The caller's transactions, newest first, filtered, plus one row to tell if there are more."""
-    query = select(Transaction).where(Transaction.user_id == caller.user_id)
+    columns = transactions.c
+    query = select(transactions).where(columns.user_id == caller.user_id)
     if account_id is not None:
-        query = query.where((Transaction.account_id == account_id) | (Transaction.to_account_id == account_id))
+        query = query.where((columns.account_id == account_id) | (columns.to_account_id == account_id))
     if type is not None:
-        query = query.where(Transaction.type == type)
+        query = query.where(columns.type == type)
     if status is not None:
-        query = query.where(Transaction.status == status)
+        query = query.where(columns.status == status)
     if since is not None:
-        query = query.where(Transaction.created_at >= since)
+        query = query.where(columns.created_at >= since)
     if until is not None:
-        query = query.where(Transaction.created_at < until)
-    query = keyset(query, Transaction.id, cursor=before, limit=limit, newest_first=True)
-    with db.transaction() as session:
-        return list(session.scalars(query))
+        query = query.where(columns.created_at < until)
+    query = keyset(query, columns.id, cursor=before, limit=limit, newest_first=True)
+    with db.begin() as connection:
+        return list(connection.execute(query))
 
 
-def get_transaction(*, db: Database, caller: Caller, transaction_id: int) -> Transaction:
-    with db.transaction() as session:
-        return get_owned(session, Transaction, transaction_id, caller)
+def get_transaction(*, db: Database, caller: Caller, transaction_id: int) -> Row:
+    with db.begin() as connection:
+        return owned_row(connection, transactions, transaction_id, caller, what="transaction")
 
 
-class LocalDeposits:
-    """Deposits in process, for ROLE=all: what POST /api/transactions does, without the HTTP hop."""
-
-    def __init__(self, db: Database, ledger: Ledger) -> None:
-        self.db = db
-        self.ledger = ledger
-
-    async def deposit(
-        self, *, caller_token: str, user_id: int, account_id: int, amount_minor: int, key: str
-    ) -> OpeningDeposit:
-        movement = MoneyMovement("deposit", account_id, amount_minor, None, "opening deposit")
-        caller = Caller(user_id=user_id, role="customer")
-        try:
-            transaction = await move_money(db=self.db, ledger=self.ledger, caller=caller, key=key, movement=movement)
-        except Unavailable as exc:
-            return OpeningDeposit(status=opening_status_of(exc.code), reason=exc.code)
-        return OpeningDeposit(status=transaction.status, transaction_id=transaction.id, reason=transaction.reason)
+def open_with_deposit(*, db: Database, ledger: Ledger, request: OpeningDepositRequest) -> OpeningDeposit:
+    """The deposit that funds a newly opened account, made as the customer's own."""
+    movement = MoneyMovement("deposit", request.account_id, request.amount_minor, None, "opening deposit")
+    caller = Caller(user_id=request.user_id, role="customer")
+    try:
+        transaction = move_money(db=db, ledger=ledger, caller=caller, key=request.idempotency_key, movement=movement)
+    except Unavailable as exc:
+        return OpeningDeposit(status=opening_status_of(exc.code), reason=exc.code)
+    return OpeningDeposit(status=transaction.status, transaction_id=transaction.id, reason=transaction.reason)

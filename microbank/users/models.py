@@ -40,3 +40,5 @@ class FailedLogins(Base):
 
 
 outbox = outbox_table(Base.metadata)
+
+metadata = Base.metadata

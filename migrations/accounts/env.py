@@ -1,4 +1,4 @@
-from microbank.accounts.models import Base
+from microbank.accounts.models import metadata
 from microbank.platform.migrations import run_env
 
-run_env(Base.metadata)
+run_env(metadata)

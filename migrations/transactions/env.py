@@ -1,4 +1,4 @@
 from microbank.platform.migrations import run_env
-from microbank.transactions.models import Base
+from microbank.transactions.models import metadata
 
-run_env(Base.metadata)
+run_env(metadata)

@@ -9,12 +9,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aio_pika
 import httpx
 import pytest
 from aio_pika.exceptions import PublishError
-from faststream.rabbit import RabbitBroker
 
-from microbank.platform.broker import EVENTS, NOTIFICATIONS_QUEUE, RabbitSink, connect, make_broker
+from microbank.platform.broker import NOTIFICATIONS_QUEUE, RabbitSink
+from microbank.platform.consuming import EVENTS, connect, make_broker
 from microbank.platform.events import TRANSACTION_COMPLETED, Recipient, encode_event, new_event
 from tests.factories import Headers, concurrently, move, open_account, query_value, wait_until
 from tests.processes import RoleProcess
@@ -73,7 +74,7 @@ def deposits(pipeline: Pipeline, headers: Headers, account: int, count: int, *, 
 def publish(rabbit_url: str, *bodies: bytes, routing_key: str = TRANSACTION_COMPLETED) -> None:
     async def send() -> None:
         broker = make_broker(rabbit_url)
-        await connect(broker)
+        await connect(broker, rabbit_url)
         for body in bodies:
             await broker.publish(body, exchange=EVENTS, routing_key=routing_key, persist=True)
         await broker.stop()
@@ -171,24 +172,18 @@ def test_a_malformed_message_is_parked_with_its_reason_and_does_not_block(pipeli
 
 def queue_depth(rabbit_url: str, queue: str) -> int:
     async def depth() -> int:
-        broker = RabbitBroker(rabbit_url)
-        await broker.connect()
-        declared = await broker.declare_queue(NOTIFICATIONS_QUEUE.queue())
-        count = declared.declaration_result.message_count
-        await broker.stop()
-        return count
+        async with await aio_pika.connect(rabbit_url) as connection:
+            declared = await (await connection.channel()).declare_queue(queue, passive=True)
+            return declared.declaration_result.message_count
 
     return asyncio.run(depth())
 
 
 def get_one(rabbit_url: str, queue: str):
     async def get():
-        broker = RabbitBroker(rabbit_url)
-        await broker.connect()
-        declared = await broker.declare_queue(NOTIFICATIONS_QUEUE.dlq())
-        message = await declared.get(no_ack=True, fail=False)
-        await broker.stop()
-        return message
+        async with await aio_pika.connect(rabbit_url) as connection:
+            declared = await (await connection.channel()).declare_queue(queue, passive=True)
+            return await declared.get(no_ack=True, fail=False)
 
     return asyncio.run(get())
 

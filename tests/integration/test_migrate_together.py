@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from microbank.platform.migrations import current_revision, head_revision
+from microbank.platform.migrations import head_revision
 from tests.processes import MICROBANK
 
 
@@ -24,5 +25,6 @@ def test_four_migrations_at_once_all_succeed_and_leave_the_head(fresh_database: 
 
     assert [p.returncode for p in processes] == [0, 0, 0, 0], "\n".join(outputs)
     engine = create_engine(fresh_database)
-    assert current_revision(engine) == head_revision("transactions")
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head_revision("transactions")
     engine.dispose()

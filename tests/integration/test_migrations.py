@@ -20,7 +20,7 @@ ALEMBIC = Path(sys.executable).parent / "alembic"
 
 
 def domain_metadata(domain: str) -> MetaData:
-    return importlib.import_module(f"microbank.{domain}.models").Base.metadata
+    return importlib.import_module(f"microbank.{domain}.models").metadata
 
 
 def table_names(url: str) -> set[str]:
@@ -84,3 +84,9 @@ def test_the_alembic_cli_migrates_a_domain_as_documented(fresh_database: str) ->
     assert result.returncode == 0, result.stderr
     assert "users" in table_names(fresh_database)
     assert revision_of(fresh_database) == head_revision("users")
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_each_domain_expects_the_head_of_its_migrations(domain: str) -> None:
+    """Readiness compares the database with this revision: a new migration must move it too."""
+    assert importlib.import_module(f"microbank.{domain}").domain.schema_revision == head_revision(domain)

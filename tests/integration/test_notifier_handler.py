@@ -25,7 +25,8 @@ from faststream.rabbit.message import RabbitMessage as RabbitMessageClass
 from sqlalchemy import create_engine, text
 
 from microbank.notifications.consumer import MAX_ATTEMPTS, build_notifier
-from microbank.platform.broker import DEAD_LETTERS, EVENTS, NOTIFICATIONS_QUEUE
+from microbank.platform.broker import NOTIFICATIONS_QUEUE
+from microbank.platform.consuming import DEAD_LETTERS, EVENTS
 from microbank.platform.db import Database, utcnow
 from microbank.platform.events import (
     TRANSACTION_COMPLETED,

@@ -12,35 +12,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from microbank.platform.db import Database
-from microbank.platform.events import USER_REGISTERED, BankEvent, Recipient, new_event
+from microbank.platform.events import USER_REGISTERED, Recipient, new_event
 from microbank.platform.outbox import OutboxRelay, add_event
 from microbank.users.models import outbox
-
-
-class StalledSink:
-    """A sink that takes the batch and never confirms it, like a broker that went silent."""
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-
-    async def deliver(self, events: list[BankEvent]) -> None:
-        self.reached.set()
-        await asyncio.sleep(3600)
-
-
-class RecordingSink:
-    def __init__(self, pause: float = 0.0) -> None:
-        self.pause = pause
-        self.delivered: list[str] = []
-
-    async def deliver(self, events: list[BankEvent]) -> None:
-        await asyncio.sleep(self.pause)
-        self.delivered += [event.event_id for event in events]
-
-
-class BrokenSink:
-    async def deliver(self, events: list[BankEvent]) -> None:
-        raise ConnectionError("broker unreachable")
+from tests.fakes import BrokenSink, RecordingSink, StalledSink
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ def test_migrate_makes_a_served_role_ready(fresh_database: str, keypair: tuple[s
     env |= {
         "ACCOUNTS_DATABASE_URL": fresh_database,
         "JWT_PUBLIC_KEY": keypair[1],
+        "SERVICE_TOKEN": "test-service-token",
         "DATA_DIR": str(tmp_path),
     }
     with serving("accounts", env, tmp_path) as served:
@@ -104,3 +105,55 @@ def test_migrate_makes_a_served_role_ready(fresh_database: str, keypair: tuple[s
         assert migrated.returncode == 0, migrated.stderr
 
         assert_ready(served)
+
+
+def run_microbank(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(MICROBANK), command], env=env, capture_output=True, text=True, timeout=READY_TIMEOUT)
+
+
+def test_transactions_without_the_service_token_exits_saying_what_to_set(role_env, tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name != "SERVICE_TOKEN"}
+    env |= {"ROLE": "transactions", "PORT": str(free_port())}
+
+    result = run_microbank("serve", env)
+
+    assert result.returncode == 2
+    assert "set SERVICE_TOKEN" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_wrong_service_token_makes_transactions_unready_and_says_why(role_process) -> None:
+    accounts, transactions = role_process("accounts"), role_process("transactions")
+    transactions.env |= {"ACCOUNTS_URL": accounts.url, "SERVICE_TOKEN": "not-the-one-accounts-has"}
+    accounts.start()
+    transactions.start(wait=False)
+
+    answer = transactions.first_answer("/readyz")
+    assert answer.status_code == 503, answer.text
+    assert any("SERVICE_TOKEN" in reason for reason in answer.json()["reasons"]), answer.text
+
+
+def test_migrate_against_a_database_that_does_not_exist_says_so_in_one_line(role_env, tmp_path: Path) -> None:
+    missing = f"mbtest_missing_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "ROLE": "accounts",
+        "ACCOUNTS_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{missing}",
+    }
+
+    result = run_microbank("migrate", env)
+
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("microbank:")]
+    assert len(error) == 1 and missing in error[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1/x", "postgres://postgres@127.0.0.1/x"])
+def test_a_database_url_without_the_driver_says_which_scheme_to_use(url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "ROLE": "accounts", "ACCOUNTS_DATABASE_URL": url, "DATA_DIR": str(tmp_path)}
+
+    result = run_microbank("migrate", env)
+
+    assert result.returncode == 2
+    assert "ACCOUNTS_DATABASE_URL must use the postgresql+psycopg2:// scheme" in result.stderr, result.stderr

@@ -1,53 +1,94 @@
-"""A call between services on a connection the server dropped is retried once, and only then."""
+"""A call between services, against a real server on loopback: a kept-alive connection the server
+closed is tried once more on a fresh one, and a request that may have arrived is never resent."""
 
 from __future__ import annotations
 
-import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import httpx
 import pytest
 
-from microbank.platform.service_http import post_idempotent
+from microbank.drills.processes import free_port
+from microbank.platform.service_http import ServiceClient, ServiceUnreachable
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
 
-def post_through(failures: list[Exception]) -> tuple[httpx.Response | Exception, int]:
-    """POST through a transport that raises `failures` in turn, then answers 200."""
-    calls = 0
+@contextmanager
+def server(behaviour: str) -> Iterator[dict[str, int]]:
+    """A loopback server that answers each connection's first request and then closes it
+    ("answer_then_close"), closes without answering ("drop"), or never answers ("silent")."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen = {"connections": 0, "requests": 0}
+    held: list[socket.socket] = []
 
-    def transport(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        if failures:
-            raise failures.pop(0)
-        return httpx.Response(200, json={"ok": True})
-
-    async def post() -> httpx.Response | Exception:
-        async with httpx.AsyncClient(base_url="http://accounts", transport=httpx.MockTransport(transport)) as client:
+    def serve() -> None:
+        while True:
             try:
-                return await post_idempotent(client, "/internal/postings", json={})
-            except httpx.HTTPError as exc:
-                return exc
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            seen["connections"] += 1
+            data = b""
+            while b"\r\n\r\n" not in data or not data.endswith(b"{}"):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            seen["requests"] += 1
+            if behaviour == "answer_then_close":
+                connection.sendall(OK)
+            if behaviour == "silent":
+                held.append(connection)
+                continue
+            connection.close()
 
-    return asyncio.run(post()), calls
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    seen["port"] = listener.getsockname()[1]
+    try:
+        yield seen
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
 
 
-@pytest.mark.parametrize("dropped", [httpx.ReadError("reset"), httpx.RemoteProtocolError("closed")])
-def test_a_connection_dropped_before_the_answer_is_tried_once_more(dropped):
-    result, calls = post_through([dropped])
-
-    assert isinstance(result, httpx.Response) and result.status_code == 200
-    assert calls == 2
+def client(port: int, **kwargs) -> ServiceClient:
+    return ServiceClient(f"http://127.0.0.1:{port}", **kwargs)
 
 
-def test_a_second_drop_is_the_callers_to_handle():
-    result, calls = post_through([httpx.ReadError("reset"), httpx.ReadError("reset again")])
+def test_a_kept_alive_connection_the_server_closed_is_tried_once_more_on_a_fresh_one():
+    with server("answer_then_close") as seen:
+        accounts = client(seen["port"])
+        assert accounts.post_idempotent("/internal/postings", b"{}").status == 200
+        assert accounts.post_idempotent("/internal/postings", b"{}").status == 200
+    assert seen["requests"] == 2
 
-    assert isinstance(result, httpx.ReadError)
-    assert calls == 2
+
+def test_a_fresh_connection_dropped_without_an_answer_is_the_callers_to_handle():
+    with server("drop") as seen, pytest.raises(ServiceUnreachable) as failed:
+        client(seen["port"]).post_idempotent("/internal/postings", b"{}")
+    assert failed.value.sent
+    assert seen["requests"] == 1
 
 
-def test_a_timeout_is_not_retried_because_the_request_may_still_be_running():
-    result, calls = post_through([httpx.ReadTimeout("slow")])
+def test_a_request_without_an_answer_is_not_sent_again_because_it_may_still_be_running():
+    with server("silent") as seen, pytest.raises(ServiceUnreachable) as failed:
+        client(seen["port"], read_timeout=0.2).post_idempotent("/internal/postings", b"{}")
+    assert failed.value.sent
+    assert seen["requests"] == 1
 
-    assert isinstance(result, httpx.ReadTimeout)
-    assert calls == 1
+
+def test_a_service_that_is_not_there_was_certainly_not_reached():
+    with pytest.raises(ServiceUnreachable) as failed:
+        client(free_port()).post_idempotent("/internal/postings", b"{}")
+    assert not failed.value.sent
+
+
+@pytest.mark.parametrize("url", ["https://accounts:8002", "accounts:8002", "http://"])
+def test_a_service_url_must_be_plain_http_with_a_host(url):
+    with pytest.raises(ValueError, match="http://host:port"):
+        ServiceClient(url)
