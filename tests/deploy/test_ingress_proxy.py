@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from microbank.drills.stack import BankStack
 from microbank.roles import ROLES
@@ -23,7 +22,7 @@ from microbank.routes import nginx_config
 from tests.deploy.kube import ROOT, named, of_kind, render, selects
 from tests.deploy.proxy import Nginx, free_port, nginx_conf_from_ingresses
 from tests.deploy.walkthrough import Reader, curl_home, steps
-from tests.factories import PASSWORD, BankClient, bearer, metric_value
+from tests.factories import PASSWORD, BankClient, bearer, empty_database, metric_value
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
@@ -95,14 +94,7 @@ def through_ingress(ingress: Nginx) -> Iterator[BankClient]:
 def empty_books(bank: BankStack) -> None:
     """The four databases as a fresh deployment has them: no rows, ids from 1."""
     for url in bank.database_urls.values():
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            tables = connection.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            ).scalars()
-            names = ", ".join(f'"{table}"' for table in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        engine.dispose()
+        empty_database(url)
 
 
 def test_the_readme_walk_through_runs_through_the_ingress(
