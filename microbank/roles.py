@@ -124,7 +124,7 @@ def _event_sink(role: Role, runtime: Runtime) -> EventSink | None:
     if runtime.settings.rabbit_url:
         from microbank.platform.broker import RabbitSink
 
-        return RabbitSink(runtime.settings.rabbit_url)
+        return RabbitSink(runtime.settings.rabbit_url, verify_only=runtime.settings.rabbit_topology == "verify")
     if "notifications" in role.domains:
         from microbank.notifications import LocalNotifier
 

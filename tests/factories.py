@@ -192,3 +192,18 @@ def metric_value(http: httpx.Client, name: str, *, missing: float | None = 0.0, 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def empty_database(url: str) -> None:
+    """Every table of the database at `url` emptied, ids restarting from 1 (Alembic's kept)."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        ).scalars()
+        names = ", ".join(f'"{t}"' for t in tables)
+        if names:
+            # A lock leaked by a test fails here instead of stalling the run.
+            connection.execute(text("SET LOCAL lock_timeout = '20s'"))
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()

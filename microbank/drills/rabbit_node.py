@@ -25,11 +25,13 @@ class RabbitNode:
     """`rabbitmq-server` as a separate node in a temporary directory, with the Prometheus plugin
     on a port of its own. Use it as a context manager, or call start() and delete()."""
 
-    def __init__(self, *, prometheus: bool = True) -> None:
+    def __init__(self, *, prometheus: bool = True, config: str = "") -> None:
         self.home = Path(tempfile.mkdtemp(prefix="mbrabbit-"))
         self.amqp_port, self.dist_port, self.prometheus_port = _free_port(), _free_port(), _free_port()
         self.name = f"mb{self.amqp_port}@localhost"
         self.prometheus = prometheus
+        # More rabbitmq.conf lines, e.g. load_definitions, for a node set up as a deployment sets it up.
+        self.config = config
 
     @property
     def url(self) -> str:
@@ -58,7 +60,7 @@ class RabbitNode:
         (self.home / "rabbitmq.conf").write_text(
             f"listeners.tcp.local = 127.0.0.1:{self.amqp_port}\n"
             f"prometheus.tcp.port = {self.prometheus_port}\n"
-            "prometheus.return_per_object_metrics = true\n"
+            "prometheus.return_per_object_metrics = true\n" + self.config
         )
         (self.home / "enabled_plugins").write_text("[rabbitmq_prometheus]." if self.prometheus else "[].")
         subprocess.run(

@@ -137,7 +137,7 @@ async def consume_events(runtime: Runtime) -> None:
     url = runtime.settings.rabbit_url or ""
     broker = build_notifier(url=url, db=runtime.databases["notifications"])
     runtime.readiness_checks.append(readiness_of(broker))
-    await connect_when_available(broker, url)
+    await connect_when_available(broker, url, verify_only=runtime.settings.rabbit_topology == "verify")
     await broker.start()
     log.info("consuming %s", NOTIFICATIONS_QUEUE.name)
     try:

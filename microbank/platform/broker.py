@@ -71,7 +71,16 @@ class QueueSpec:
 class Topology:
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
 
-    async def declare(self, channel: AbstractChannel) -> None:
+    async def declare(self, channel: AbstractChannel, *, verify_only: bool = False) -> None:
+        """Declare everything; or, with verify_only, check that the broker has the exchanges and
+        queues (passive declares, which need no configure permission) and leave the bindings to it."""
+        if verify_only:
+            for name in EXCHANGE_TYPES:
+                await channel.get_exchange(name, ensure=True)
+            for spec in self.queues:
+                await channel.get_queue(spec.name, ensure=True)
+                await channel.get_queue(spec.dead_letter_queue, ensure=True)
+            return
         exchanges = {
             name: await channel.declare_exchange(name, kind, durable=True) for name, kind in EXCHANGE_TYPES.items()
         }
@@ -132,19 +141,44 @@ NOTIFICATIONS_QUEUE = QueueSpec(
 TOPOLOGY = Topology(queues=(NOTIFICATIONS_QUEUE,))
 
 
+@dataclass(frozen=True)
+class BrokerGrant:
+    """What one role's broker user may do, and nothing more: publish these routing keys to the
+    events exchange, publish to these other exchanges, consume these queues. It configures nothing:
+    the broker loads the topology at boot, and the role only verifies it (RABBIT_TOPOLOGY=verify)."""
+
+    user: str
+    routing_keys: tuple[str, ...] = ()
+    exchanges: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+    def writes(self) -> tuple[str, ...]:
+        return ((EVENTS_EXCHANGE,) if self.routing_keys else ()) + self.exchanges
+
+
+# Each publishing role may announce only its own events; the notifier only takes its queue
+# and parks what it cannot handle.
+GRANTS = (
+    BrokerGrant("users", routing_keys=(USER_REGISTERED,)),
+    BrokerGrant("accounts", routing_keys=(ACCOUNT_OPENED,)),
+    BrokerGrant("transactions", routing_keys=(TRANSACTION_COMPLETED, TRANSACTION_REJECTED)),
+    BrokerGrant("notifier", exchanges=(DEAD_LETTER_EXCHANGE,), queues=(NOTIFICATIONS_QUEUE.name,)),
+)
+
+
 async def connect_robust(url: str) -> AbstractRobustConnection:
     """A connection that reconnects by itself every RECONNECT_INTERVAL while the broker is away."""
     async with asyncio.timeout(CONNECT_TIMEOUT):  # not wait_for: see outbox.RelayWakeup.wait
         return await aio_pika.connect_robust(url, reconnect_interval=RECONNECT_INTERVAL)
 
 
-async def declare_topology(url: str) -> None:
-    """Declare TOPOLOGY on the broker at `url` over a connection of its own."""
+async def declare_topology(url: str, *, verify_only: bool = False) -> None:
+    """Declare (or only verify) TOPOLOGY on the broker at `url` over a connection of its own."""
     async with asyncio.timeout(CONNECT_TIMEOUT):
         connection = await aio_pika.connect(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            await TOPOLOGY.declare(await connection.channel())
+            await TOPOLOGY.declare(await connection.channel(), verify_only=verify_only)
     finally:
         await connection.close()
 
@@ -153,8 +187,9 @@ class RabbitSink:
     """The outbox relay's sink: persistent, confirmed publishes to the events exchange; a message
     that no queue is bound to is returned by the broker and fails the delivery."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, verify_only: bool = False) -> None:
         self.url = url
+        self.verify_only = verify_only
         self._connection: AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
@@ -170,7 +205,7 @@ class RabbitSink:
         if self._connection is None:
             self._connection = await connect_robust(self.url)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        await TOPOLOGY.declare(channel)
+        await TOPOLOGY.declare(channel, verify_only=self.verify_only)
         self._exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
         return self._exchange
 

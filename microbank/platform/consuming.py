@@ -46,11 +46,11 @@ def make_broker(url: str, *, prefetch: int = 20, middlewares: tuple[Any, ...] = 
     )
 
 
-async def connect(broker: RabbitBroker, url: str) -> None:
-    """Connect `broker` to `url` and declare the topology there, or fail within CONNECT_TIMEOUT."""
+async def connect(broker: RabbitBroker, url: str, *, verify_only: bool = False) -> None:
+    """Connect `broker` to `url` and declare (or verify) the topology there, or fail within CONNECT_TIMEOUT."""
     async with asyncio.timeout(CONNECT_TIMEOUT):  # not wait_for: see outbox.RelayWakeup.wait
         await broker.connect()
-    await declare_topology(url)
+    await declare_topology(url, verify_only=verify_only)
 
 
 def park_failures(
@@ -100,10 +100,12 @@ async def park(broker: RabbitBroker, spec: QueueSpec, msg: Any, *, reason: str, 
     )
 
 
-async def connect_when_available(broker: RabbitBroker, url: str) -> None:
-    """Connect and declare the topology, waiting out a broker that is not there yet."""
+async def connect_when_available(broker: RabbitBroker, url: str, *, verify_only: bool = False) -> None:
+    """Connect and declare (or verify) the topology, waiting out a broker that is not there yet."""
     await retry_until_done(
-        lambda: connect(broker, url), what="connecting to RabbitMQ", max_delay=RECONNECT_INTERVAL * 2
+        lambda: connect(broker, url, verify_only=verify_only),
+        what="connecting to RabbitMQ",
+        max_delay=RECONNECT_INTERVAL * 2,
     )
 
 

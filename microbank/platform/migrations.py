@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, pool
+from sqlalchemy import Connection, MetaData, pool, text
 
 from microbank.platform.settings import load_settings
 
@@ -74,8 +74,16 @@ def run_env(metadata: MetaData) -> None:
             render_item=_render_portable_types,
         )
         with context.begin_transaction():
+            _one_migrator_at_a_time(connection, domain)
             context.run_migrations()
     engine.dispose()
+
+
+def _one_migrator_at_a_time(connection: Connection, domain: str) -> None:
+    """Replicas that start together (Kubernetes init containers) migrate one after another: the
+    next waits for this transaction's lock, then finds the database at the head."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"migrate {domain}"})
 
 
 def _render_portable_types(type_: str, obj: object, autogen_context: object) -> str | bool:

@@ -49,18 +49,22 @@ class Settings:
     max_queued: int
     queue_timeout_seconds: float
     rabbit_url: str | None = field(repr=False)
+    # "declare": the roles declare the exchanges and queues; "verify": the broker loads them at boot
+    # (Kubernetes) and the roles, whose broker users may not configure anything, only check them.
+    rabbit_topology: str
     accounts_url: str
     transactions_url: str
     log_level: str
 
     def database_url(self, domain: str) -> str:
-        """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory.
+        """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory (each URL
+        also from its *_FILE).
 
         DATABASE_URL names the one database of a single-domain role; under ROLE=all it would
         point four domains at one database, so there only the per-domain names count.
         """
         for variable in (f"{domain.upper()}_DATABASE_URL", *(("DATABASE_URL",) if self.role != "all" else ())):
-            if url := os.environ.get(variable):
+            if url := (_read_secret(variable) or "").strip():
                 return _database_url(variable, url)
         return f"sqlite:///{self.data_dir / f'{domain}.db'}"
 
@@ -73,6 +77,13 @@ def _database_url(variable: str, url: str) -> str:
     if scheme.startswith("postgres"):
         raise ConfigError(f"{variable} must use the postgresql+psycopg2:// scheme (got {scheme}://)")
     raise ConfigError(f"{variable} must be a postgresql+psycopg2:// or sqlite:/// URL (got {scheme or url!r})")
+
+
+def _rabbit_topology() -> str:
+    mode = os.environ.get("RABBIT_TOPOLOGY") or "declare"
+    if mode not in ("declare", "verify"):
+        raise ConfigError(f"RABBIT_TOPOLOGY must be declare or verify, got {mode!r}")
+    return mode
 
 
 def load_settings() -> Settings:
@@ -90,6 +101,7 @@ def load_settings() -> Settings:
         max_queued=_int("MAX_QUEUED", 512),
         queue_timeout_seconds=_int("QUEUE_TIMEOUT_SECONDS", 2),
         rabbit_url=(_read_secret("RABBIT_URL") or "").strip() or None,
+        rabbit_topology=_rabbit_topology(),
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),

@@ -25,7 +25,7 @@ from microbank.platform.auth import Caller, TokenIssuer
 from microbank.platform.migrations import upgrade
 from microbank.platform.settings import Settings, load_settings
 from microbank.roles import DOMAINS, create_app
-from tests.factories import BankClient
+from tests.factories import BankClient, empty_database
 from tests.processes import RoleProcess
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -98,17 +98,7 @@ def empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "database_urls" not in request.fixturenames:
         return
     for url in request.getfixturevalue("database_urls").values():
-        engine = create_engine(url)
-        with engine.begin() as connection:
-            tables = connection.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            ).scalars()
-            names = ", ".join(f'"{t}"' for t in tables)
-            if names:
-                # A lock leaked by the test fails its teardown here instead of stalling the run.
-                connection.execute(text("SET LOCAL lock_timeout = '20s'"))
-                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        engine.dispose()
+        empty_database(url)
 
 
 @pytest.fixture
