@@ -220,7 +220,8 @@ def wrk(base: str, clients: int, seconds: float, env: dict[str, str], script: Pa
 async def open_loop(host: str, port: int, rate: float, seconds: float, token: str, run: str) -> dict:
     """Deposits sent on a fixed schedule whatever the answers; latency from each send's scheduled time,
     so a stall shows in it instead of silently slowing the sender."""
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    # Kept-alive connections and when each was last used: uvicorn closes one idle for 5 s.
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
@@ -231,7 +232,9 @@ async def open_loop(host: str, port: int, rate: float, seconds: float, token: st
             f"Authorization: Bearer {token}\r\nIdempotency-Key: {run}-open-{n}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        reader, writer = idle.pop() if idle else await asyncio.open_connection(host, port)
+        while idle and time.monotonic() - idle[-1][2] > 3.0:
+            idle.pop()[1].close()
+        reader, writer, _ = idle.pop() if idle else (*await asyncio.open_connection(host, port), 0.0)
         try:
             writer.write(request)
             status = int((await reader.readline()).split()[1])
@@ -240,7 +243,7 @@ async def open_loop(host: str, port: int, rate: float, seconds: float, token: st
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
-            idle.append((reader, writer))
+            idle.append((reader, writer, time.monotonic()))
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             status = 0
             writer.close()
@@ -253,7 +256,7 @@ async def open_loop(host: str, port: int, rate: float, seconds: float, token: st
         await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
         tasks.append(asyncio.create_task(deposit(n, scheduled)))
     await asyncio.gather(*tasks)
-    for _, writer in idle:
+    for _, writer, _ in idle:
         writer.close()
     latencies.sort()
     return {

@@ -99,7 +99,7 @@ def load_settings() -> Settings:
         db_pool_size=_int("DB_POOL_SIZE", 16),
         max_in_flight=_int("MAX_IN_FLIGHT", 32),
         max_queued=_int("MAX_QUEUED", 512),
-        queue_timeout_seconds=_int("QUEUE_TIMEOUT_SECONDS", 2),
+        queue_timeout_seconds=_int("QUEUE_TIMEOUT_SECONDS", 5),
         rabbit_url=(_read_secret("RABBIT_URL") or "").strip() or None,
         rabbit_topology=_rabbit_topology(),
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
