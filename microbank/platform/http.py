@@ -27,6 +27,7 @@ from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.metrics import instrument, metrics
+from microbank.platform.openapi import document_refusals, mark_public_routes
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -159,6 +160,8 @@ def create_http_app(
         request_max_body_size=64 * 1024,
         debug=False,
     )
+    document_refusals(app)
+    mark_public_routes(app)
     return instrument(app)
 
 
