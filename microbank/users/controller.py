@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
@@ -58,7 +58,11 @@ class AuthController(Controller):
     dependencies = {"db": database_dependency("users")}
 
     @post("/token", sync_to_thread=True, opt=PUBLIC, status_code=200, responses=errors(401, 429), summary="Log in")
-    def issue_token(self, data: JSONBody[Credentials], db: NamedDependency[Database], state: State) -> AccessToken:
+    def issue_token(
+        self, request: Request, data: JSONBody[Credentials], db: NamedDependency[Database], state: State
+    ) -> AccessToken:
         issuer: TokenIssuer = state.token_issuer
-        caller = service.authenticate(db=db, email=data.email, password=data.password)
+        # The address uvicorn reports: the peer's, or X-Forwarded-For's from a trusted proxy.
+        client = request.client.host if request.client else "unknown"
+        caller = service.authenticate(db=db, email=data.email, password=data.password, client=client)
         return AccessToken(access_token=issuer.issue(caller), token_type="bearer", expires_in=issuer.ttl_seconds)
