@@ -21,6 +21,7 @@ log = logging.getLogger("microbank")
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from microbank.platform.server import BoundedHttpToolsProtocol
     from microbank.roles import create_app, role_named, runs_consumers
 
     role = role_named(settings.role)
@@ -39,6 +40,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         proxy_headers=True,
+        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=10,
     )
 

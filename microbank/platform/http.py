@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,9 +23,11 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from microbank.platform.admission import EXEMPT, Admission, AdmissionMiddleware
 from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
+from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.metrics import instrument, metrics
+from microbank.platform.openapi import document_refusals, mark_public_routes
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -46,24 +47,16 @@ def domain_error_response(_: Request, exc: DomainError) -> Response:
 
 def validation_error_response(_: Request, exc: ValidationException) -> Response:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        {"field": _field_of(item), "message": item.get("message", ""), "source": item.get("source")}
-        for item in extra
-        if isinstance(item, dict)
-    ]
+    errors = [_named(item) for item in extra if isinstance(item, dict)]
     return Response(error_body(400, "invalid_request", exc.detail, errors), status_code=400)
 
 
-# msgspec names a missing or unknown key only in its message ("Object missing required field
-# `email`"), while Litestar reports the handler's parameter ("data") as the key.
-_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
-
-
-def _field_of(item: dict) -> str:
-    key = item.get("key") or "body"
-    if key == "data" and (named := _FIELD_IN_MESSAGE.search(item.get("message", ""))):
-        return named.group(1)
-    return key
+def _named(item: dict) -> dict:
+    """Bodies are decoded (and their fields named) by StrictRequest; what reaches Litestar's own
+    validation as "data" is a body that was never sent."""
+    if item.get("key") == "data":
+        return {"field": "body", "message": "a JSON body is required", "source": "body"}
+    return {"field": item.get("key") or "request", "message": item.get("message", ""), "source": item.get("source")}
 
 
 _HTTP_CODES = {
@@ -163,9 +156,12 @@ def create_http_app(
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,
+        request_class=StrictRequest,
         request_max_body_size=64 * 1024,
         debug=False,
     )
+    document_refusals(app)
+    mark_public_routes(app)
     return instrument(app)
 
 
