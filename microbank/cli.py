@@ -1,4 +1,4 @@
-"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports."""
+"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic."""
 
 from __future__ import annotations
 
@@ -208,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a managed database for DOMAIN (repeat per domain); else the in-cluster PostgreSQL",
     )
     made.add_argument("--output-dir", help="write the token keys and the service token here instead")
+    # microbank traffic: the scenario and its flags live in microbank/drills/traffic.py.
+    traffic = commands.add_parser("traffic", help="customers using the bank: a seeded mix at a rate or concurrency")
+    traffic.add_argument("--url", help="one address for every path: microbank dev, nginx or the ingress")
+    traffic.add_argument("--role-url", action="append", default=[], metavar="ROLE=URL", help="a role run by hand")
+    traffic.add_argument("--rate", type=float, help="requests per second (open loop); else --concurrency")
+    traffic.add_argument("--concurrency", type=int, default=8, help="clients each waiting for its answer")
+    traffic.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (0: until --count)")
+    traffic.add_argument("--count", type=int, help="stop after this many requests")
+    traffic.add_argument("--customers", type=int, default=20, help="customers signed up for the run")
+    traffic.add_argument("--seed", type=int, default=1, help="the same seed draws the same calls")
+    traffic.add_argument("--give-up-after", type=float, default=60.0, help="seconds a money request is retried")
     admin = commands.add_parser("grant-admin", help="give a user the admin role")
     admin.add_argument("email")
     return parser
@@ -238,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export(nginx_config(), args.output)
         elif args.command == "keys":
             return keys(args)
+        elif args.command == "traffic":
+            from microbank.drills import traffic
+
+            return traffic.main(args)
         elif args.command == "grant-admin":
             grant_admin(settings, args.email)
     except (ConfigError, DomainError) as exc:
