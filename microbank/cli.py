@@ -1,4 +1,4 @@
-"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic."""
+"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic | drill."""
 
 from __future__ import annotations
 
@@ -219,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--customers", type=int, default=20, help="customers signed up for the run")
     traffic.add_argument("--seed", type=int, default=1, help="the same seed draws the same calls")
     traffic.add_argument("--give-up-after", type=float, default=60.0, help="seconds a money request is retried")
+    # microbank drill: faults during traffic, then the audit (microbank/drills/drill.py).
+    drill = commands.add_parser("drill", help="kill roles, stop RabbitMQ and cut a database during traffic; audit")
+    drill.add_argument("--seed", type=int, default=1, help="the same seed plans the same faults and calls")
+    drill.add_argument("--duration", "--seconds", type=float, default=80.0, help="seconds of traffic")
+    drill.add_argument("--clients", type=int, default=16, help="traffic clients, each waiting for its answer")
+    drill.add_argument("--customers", type=int, default=32, help="customers signed up for the run")
+    drill.add_argument("--broker-outage", type=float, default=30.0, help="seconds RabbitMQ is away (0: never)")
+    drill.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server the drill may create (and drop) its databases on",
+    )
     admin = commands.add_parser("grant-admin", help="give a user the admin role")
     admin.add_argument("email")
     return parser
@@ -253,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from microbank.drills import traffic
 
             return traffic.main(args)
+        elif args.command == "drill":
+            from microbank.drills import drill
+
+            return drill.main(args)
         elif args.command == "grant-admin":
             grant_admin(settings, args.email)
     except (ConfigError, DomainError) as exc:

@@ -356,6 +356,11 @@ class TrafficReport:
         return [o for o in self.outcomes if o.unexplained_failure]
 
     @property
+    def unanswered(self) -> list[Outcome]:
+        """Money requests whose outcome the client never learnt."""
+        return [o for o in self.outcomes if o.money and (o.status == 0 or o.label == "503 gave up")]
+
+    @property
     def unexpected(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.expected]
 
@@ -440,8 +445,10 @@ def run_traffic(
     stop: threading.Event | None = None,
     progress: TextIO | None = sys.stderr,
     scenario: Scenario | None = None,
+    enrolled: threading.Event | None = None,
 ) -> TrafficReport:
-    """Enrol the customers, then send calls until the duration, the count or `stop` ends the run."""
+    """Enrol the customers (then set `enrolled`), then send calls until the duration, the count or
+    `stop` ends the run."""
     transport = Transport(target)
     scenario = scenario or Scenario(config.seed)
     report = TrafficReport()
@@ -456,6 +463,8 @@ def run_traffic(
         _, funding = scenario.enrol(transport.send, index)
         record(perform(transport.send, funding, give_up_after=config.give_up_after))
     report.customers = config.customers
+    if enrolled is not None:
+        enrolled.set()
     started = time.monotonic()
     deadline = started + config.duration if config.duration else float("inf")
     budget = _Budget(config.count)
