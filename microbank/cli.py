@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--clients", type=int, default=16, help="traffic clients, each waiting for its answer")
     drill.add_argument("--customers", type=int, default=32, help="customers signed up for the run")
     drill.add_argument("--broker-outage", type=float, default=30.0, help="seconds RabbitMQ is away (0: never)")
+    drill.add_argument("--no-faults", action="store_true", help="the same traffic with nothing killed: a baseline")
     drill.add_argument(
         "--postgres-url",
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),

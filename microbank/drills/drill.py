@@ -13,6 +13,7 @@ the clients were told came in.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -47,6 +48,8 @@ class DrillConfig:
     broker_outage: float = 30.0
     customers: int = 32
     postgres_url: str = ADMIN_URL
+    # False: the same traffic against the same processes with nothing done to them, a baseline.
+    faults: bool = True
     # How long the pipeline may take to catch up with one fault, and to go idle at the end.
     catch_up_timeout: float = 120.0
 
@@ -56,6 +59,7 @@ class CatchUp:
     """How long after a fault the pipeline took to finish what was in it at that moment."""
 
     backlog: int = 0  # events not yet stored when the fault ended
+    first_stored_s: float | None = None  # the first of them stored: the pipeline moves again
     published_s: float | None = None
     stored_s: float | None = None
     settled_s: float | None = None  # the transactions pending at that moment finished
@@ -70,7 +74,8 @@ class CatchUp:
             return "not within the timeout" if value is None else f"{value:.1f} s"
 
         return (
-            f"{self.backlog} events not yet stored: published in {s(self.published_s)}, stored in {s(self.stored_s)};"
+            f"{self.backlog} events not yet stored: first stored in {s(self.first_stored_s)},"
+            f" all published in {s(self.published_s)}, all stored in {s(self.stored_s)};"
             f" pending transactions settled in {s(self.settled_s)}"
         )
 
@@ -128,8 +133,8 @@ class DrillReport:
     def render(self) -> str:
         c = self.config
         lines = [
-            f"drill, seed {c.seed}: {c.duration:.0f} s of traffic from {c.clients} clients and {c.customers} customers,"
-            f" RabbitMQ out {c.broker_outage:.0f} s",
+            f"drill, seed {c.seed}: {c.duration:.0f} s of traffic from {c.clients} clients, {c.customers} customers, "
+            + (f"RabbitMQ out {c.broker_outage:.0f} s" if c.faults else "no faults"),
             "faults:",
             *(fault.render() for fault in self.faults),
             "requests by outcome:",
@@ -210,7 +215,10 @@ def watch_catch_up(books: Books, catch_up: CatchUp, mark: dict[str, Any], began:
         try:
             if catch_up.published_s is None and books.unsent(mark["outbox"]) == 0:
                 catch_up.published_s = elapsed
-            if catch_up.stored_s is None and books.stored(mark["waiting"]) == len(mark["waiting"]):
+            stored = books.stored(mark["waiting"]) if catch_up.stored_s is None else len(mark["waiting"])
+            if catch_up.first_stored_s is None and (stored or not mark["waiting"]):
+                catch_up.first_stored_s = elapsed
+            if catch_up.stored_s is None and stored == len(mark["waiting"]):
                 catch_up.stored_s = elapsed
             if catch_up.settled_s is None and books.pending(mark["last_transaction"]) == 0:
                 catch_up.settled_s = elapsed
@@ -233,7 +241,7 @@ class Drill:
 
     def run(self) -> DrillReport:
         config = self.config
-        faults = plan_faults(config.seed, config.duration, config.broker_outage)
+        faults = plan_faults(config.seed, config.duration, config.broker_outage) if config.faults else []
         target = Target(roles={name: process.url for name, process in self.stack.roles.items()})
         traffic_config = TrafficConfig(
             customers=config.customers, concurrency=config.clients, duration=None, seed=config.seed
@@ -375,9 +383,11 @@ def run_drill(config: DrillConfig, *, out: TextIO | None = sys.stderr) -> DrillR
 
 
 def main(args: Any) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe of every restart
     config = DrillConfig(
         **{name: getattr(args, name) for name in ("seed", "duration", "clients", "broker_outage", "customers")},
         postgres_url=args.postgres_url,
+        faults=not args.no_faults,
     )
     report = run_drill(config)
     print(report.render())
