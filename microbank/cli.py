@@ -1,4 +1,4 @@
-"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports."""
+"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic | drill."""
 
 from __future__ import annotations
 
@@ -210,6 +210,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="a managed database for DOMAIN (repeat per domain); else the in-cluster PostgreSQL",
     )
     made.add_argument("--output-dir", help="write the token keys and the service token here instead")
+    # microbank traffic: the scenario and its flags live in microbank/drills/traffic.py.
+    traffic = commands.add_parser("traffic", help="customers using the bank: a seeded mix at a rate or concurrency")
+    traffic.add_argument("--url", help="one address for every path: microbank dev, nginx or the ingress")
+    traffic.add_argument("--role-url", action="append", default=[], metavar="ROLE=URL", help="a role run by hand")
+    traffic.add_argument("--rate", type=float, help="requests per second (open loop); else --concurrency")
+    traffic.add_argument("--concurrency", type=int, default=8, help="clients each waiting for its answer")
+    traffic.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (0: until --count)")
+    traffic.add_argument("--count", type=int, help="stop after this many requests")
+    traffic.add_argument("--customers", type=int, default=20, help="customers signed up for the run")
+    traffic.add_argument("--seed", type=int, default=1, help="the same seed draws the same calls")
+    traffic.add_argument("--give-up-after", type=float, default=60.0, help="seconds a money request is retried")
+    # microbank drill: faults during traffic, then the audit (microbank/drills/drill.py).
+    drill = commands.add_parser("drill", help="kill roles, stop RabbitMQ and cut a database during traffic; audit")
+    drill.add_argument("--seed", type=int, default=1, help="the same seed plans the same faults and calls")
+    drill.add_argument("--duration", "--seconds", type=float, default=80.0, help="seconds of traffic")
+    drill.add_argument("--clients", type=int, default=16, help="traffic clients, each waiting for its answer")
+    drill.add_argument("--customers", type=int, default=32, help="customers signed up for the run")
+    drill.add_argument("--broker-outage", type=float, default=30.0, help="seconds RabbitMQ is away (0: never)")
+    drill.add_argument("--no-faults", action="store_true", help="the same traffic with nothing killed: a baseline")
+    drill.add_argument(
+        "--postgres-url",
+        default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server the drill may create (and drop) its databases on",
+    )
     admin = commands.add_parser("grant-admin", help="give a user the admin role")
     admin.add_argument("email")
     return parser
@@ -240,6 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export(nginx_config(), args.output)
         elif args.command == "keys":
             return keys(args)
+        elif args.command == "traffic":
+            from microbank.drills import traffic
+
+            return traffic.main(args)
+        elif args.command == "drill":
+            from microbank.drills import drill
+
+            return drill.main(args)
         elif args.command == "grant-admin":
             grant_admin(settings, args.email)
     except (ConfigError, DomainError) as exc:
