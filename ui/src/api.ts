@@ -120,6 +120,18 @@ async function page<T>(path: string, query: Record<string, string | undefined>):
   return { items: (await response.json()) as T[], next: response.headers.get("X-Next-Cursor") };
 }
 
+/** Every page of a cursor-paged list, for lists a person reads whole (their accounts). */
+export async function allPages<T>(fetchPage: (cursor?: string) => Promise<Page<T>>): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    cursor = page.next ?? undefined;
+  } while (cursor);
+  return items;
+}
+
 const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method: "POST",
   body: JSON.stringify(body),

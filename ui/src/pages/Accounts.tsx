@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import { api, describeError, reasonText, type Account } from "../api";
+import { allPages, api, describeError, reasonText, type Account } from "../api";
 import { formatMoney } from "../money";
 import { Alert, Field, Link, useLoad } from "../ui";
 import { checkOpenAccount, type FieldErrors } from "../validation";
@@ -11,16 +11,7 @@ export const accountName = (account: Account) =>
 
 /** All of the caller's accounts (an admin's: everyone's), reloaded whenever `version` moves. */
 export function useAccounts(version: number) {
-  return useLoad(async () => {
-    const accounts: Account[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await api.accounts(cursor);
-      accounts.push(...page.items);
-      cursor = page.next ?? undefined;
-    } while (cursor);
-    return accounts;
-  }, [version]);
+  return useLoad(() => allPages(api.accounts), [version]);
 }
 
 export function AccountTable({ accounts, caption }: { accounts: Account[]; caption: string }) {

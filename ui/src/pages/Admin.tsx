@@ -1,19 +1,10 @@
-import { api, describeError } from "../api";
+import { allPages, api, describeError } from "../api";
 import { Alert, formatTime, useLoad } from "../ui";
 import { AccountTable, useAccounts } from "./Accounts";
 
 /** Read-only: every user and every account, as the API shows them to an admin. */
 export function Admin() {
-  const users = useLoad(async () => {
-    const all = [];
-    let cursor: string | undefined;
-    do {
-      const page = await api.users(cursor);
-      all.push(...page.items);
-      cursor = page.next ?? undefined;
-    } while (cursor);
-    return all;
-  }, []);
+  const users = useLoad(() => allPages(api.users), []);
   const accounts = useAccounts(0);
   return (
     <>
