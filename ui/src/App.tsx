@@ -109,7 +109,7 @@ function Header() {
         <Link to="/move">Move money</Link>
         {user.role === "admin" && <Link to="/admin">Admin</Link>}
         <Link to="/notifications" className="bell">
-          <span aria-hidden="true">🔔</span>
+          <BellIcon />
           <span className="visually-hidden">Notifications, </span>
           <span className="badge" data-testid="unread-count">{unread}</span>
           <span className="visually-hidden"> unread{live ? "" : " (updates paused, reconnecting)"}</span>
@@ -120,6 +120,17 @@ function Header() {
         <button type="button" className="secondary" onClick={() => logOut("You have logged out.")}>Log out</button>
       </div>
     </header>
+  );
+}
+
+function BellIcon() {
+  return (
+    <svg className="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
+      <path
+        fill="currentColor"
+        d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1l-2-2Z"
+      />
+    </svg>
   );
 }
 
