@@ -120,9 +120,11 @@ def create_http_app(
     route_handlers: Sequence[Any] = (),
     workers: Sequence[Worker] = (),
     issues_tokens: bool = False,
+    public_handlers: Sequence[Any] = (),
 ) -> Any:
     """The ASGI app of a role: its domains' routes on the runtime's databases and ports, health,
-    readiness and metrics, and its workers running for as long as the app does."""
+    readiness and metrics, and its workers running for as long as the app does. Public handlers
+    (the web UI's files) need no token, so a role serving only them needs no key to check one."""
     settings = runtime.settings
     _size_worker_threads(settings.max_in_flight)
     openapi = _openapi(name)
@@ -150,7 +152,7 @@ def create_http_app(
             await close_runtime(runtime)
 
     app = Litestar(
-        route_handlers=[healthz, readyz, metrics, *route_handlers],
+        route_handlers=[healthz, readyz, metrics, *route_handlers, *public_handlers],
         state=State({"runtime": runtime, "token_issuer": issuer, "settings": settings}),
         lifespan=[run_workers],
         middleware=middleware,
