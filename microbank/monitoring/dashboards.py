@@ -114,8 +114,10 @@ SERVICES = Dashboard(
         Panel(
             "Error ratio (5xx)",
             (
+                # A role without a 5xx shows 0 rather than no line at all.
                 q(
-                    f"{rate('http_requests_total', SERVER_ERROR, by='role')}"
+                    f"({rate('http_requests_total', SERVER_ERROR, by='role')}"
+                    f" or {rate('http_requests_total', by='role')} * 0)"
                     f" / {rate('http_requests_total', by='role')}",
                     "{{role}}",
                 ),
