@@ -34,6 +34,8 @@ class Panel:
     min: float | None = None
     max: float | None = None
     width: int = 12
+    # value -> (text, colour), e.g. up's 1 and 0 shown as UP and DOWN.
+    mappings: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,7 @@ SYSTEM = Dashboard(
             "Whether Prometheus reaches each role's /metrics: 1 up (green), 0 down (red).",
             kind="stat",
             thresholds=((None, "red"), (1, "green")),
+            mappings=(("1", "UP", "green"), ("0", "DOWN", "red")),
             width=24,
         ),
         Panel(
@@ -437,7 +440,13 @@ def _variables() -> list:
 def _panel(number: int, panel: Panel):
     from grafana_foundation_sdk.builders import gauge, piechart, prometheus, stat, timeseries
     from grafana_foundation_sdk.builders.dashboard import ThresholdsConfig
-    from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
+    from grafana_foundation_sdk.models.dashboard import (
+        DataSourceRef,
+        Threshold,
+        ThresholdsMode,
+        ValueMap,
+        ValueMappingResult,
+    )
 
     builder = {"timeseries": timeseries, "stat": stat, "gauge": gauge, "piechart": piechart}[panel.kind].Panel()
     builder = (
@@ -455,6 +464,9 @@ def _panel(number: int, panel: Panel):
     if panel.thresholds:
         steps = [Threshold(value=value, color=colour) for value, colour in panel.thresholds]
         builder = builder.thresholds(ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps))
+    if panel.mappings:
+        shown = {value: ValueMappingResult(text=text, color=colour) for value, text, colour in panel.mappings}
+        builder = builder.mappings([ValueMap(options=shown)])
     if panel.min is not None:
         builder = builder.min(panel.min)
     if panel.max is not None:

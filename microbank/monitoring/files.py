@@ -19,8 +19,15 @@ LAPTOP_PROMETHEUS = "http://127.0.0.1:9090"
 def _yaml(*documents: Any, about: str = "") -> str:
     import yaml
 
+    class Dumper(yaml.SafeDumper):
+        """Multi-line strings (a dashboard in its ConfigMap) as literal blocks, readable in a diff."""
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text)
     comment = "".join(f"# {line}\n" for line in about.splitlines())
-    body = "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in documents)
+    body = "---\n".join(yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=120) for doc in documents)
     return HEADER + comment + body
 
 
