@@ -11,7 +11,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import httpx
@@ -57,22 +57,28 @@ METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 
 
 @pytest.fixture(scope="module")
-def rabbit() -> Iterator[RabbitNode]:
-    """Booting, while the bank's databases are made: a node takes 10-20 s to start."""
+def booting_rabbit() -> Iterator[tuple[RabbitNode, Future]]:
+    """A RabbitMQ node with its Prometheus plugin, booting (10-20 s) while the bank's databases are made."""
     node = RabbitNode(prometheus=True)
     with ThreadPoolExecutor(1) as pool:
         booted = pool.submit(node.start)
         try:
-            yield node
+            yield node, booted
         finally:
             wait([booted])
             node.delete()
 
 
 @pytest.fixture(scope="module")
-def bank(rabbit: RabbitNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankStack]:
-    with BankStack(ADMIN_URL, rabbit_url=rabbit.url, log_dir=tmp_path_factory.mktemp("roles")) as stack:
-        rabbit.wait_running()
+def rabbit(booting_rabbit: tuple[RabbitNode, Future]) -> RabbitNode:
+    return booting_rabbit[1].result()  # the node, started
+
+
+@pytest.fixture(scope="module")
+def bank(booting_rabbit: tuple[RabbitNode, Future], tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankStack]:
+    node, booted = booting_rabbit
+    with BankStack(ADMIN_URL, rabbit_url=node.url, log_dir=tmp_path_factory.mktemp("roles")) as stack:
+        booted.result()
         yield stack.start()
 
 
