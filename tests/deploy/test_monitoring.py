@@ -18,7 +18,8 @@ import yaml
 from microbank.monitoring import alerts, dashboards, scraping
 from microbank.monitoring.files import generated
 from tests.deploy.kube import named, of_kind
-from tests.processes import MICROBANK
+from tests.deploy.prometheus import Prometheus
+from tests.processes import MICROBANK, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -218,6 +219,52 @@ def test_the_laptop_config_scrapes_dev_and_every_role_on_its_readme_port() -> No
         role: int(address.rsplit(":", 1)[1]) for role, address in targets.items() if role not in ("all", "rabbitmq")
     } == scraping.role_ports()
     assert targets["rabbitmq"] == "127.0.0.1:15692"
+
+
+def _pod(name: str, app: str, port: str, *, annotated: bool = True, component: str = "") -> dict:
+    """A target as Prometheus' Kubernetes pod discovery describes one container port."""
+    labels = {
+        "__meta_kubernetes_namespace": "bank",
+        "__meta_kubernetes_pod_name": name,
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": app,
+        "__meta_kubernetes_pod_label_app_kubernetes_io_component": component,
+        "__meta_kubernetes_pod_container_port_name": port,
+    }
+    if annotated:
+        labels["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] = "true"
+    return {"targets": [f"127.0.0.1:{free_port()}"], "labels": labels}
+
+
+def test_the_kubernetes_scrape_configs_keep_the_metrics_ports_and_label_role_and_namespace(tmp_path: Path) -> None:
+    # Debian's Prometheus is built without Kubernetes discovery: the same relabelling, fed what it discovers.
+    pods = [
+        _pod("users-1", "microbank", "http", component="users"),
+        _pod("notifier-1", "microbank", "http", component="notifier"),
+        _pod("users-1", "microbank", "debug", component="users"),
+        _pod("stranger-1", "microbank", "http", annotated=False, component="users"),
+        _pod("rabbitmq-0", "rabbitmq", "prometheus", component="broker"),
+        _pod("rabbitmq-0", "rabbitmq", "amqp", component="broker"),
+        _pod("grafana-1", "grafana", "http", component="grafana"),
+    ]
+    (tmp_path / "pods.json").write_text(json.dumps(pods))
+    jobs = yaml.safe_load((MONITORING / "prometheus-kubernetes.yml").read_text())["scrape_configs"]
+    for job in jobs:
+        del job["kubernetes_sd_configs"]
+        job["file_sd_configs"] = [{"files": [str(tmp_path / "pods.json")]}]
+    server = Prometheus({"global": {"scrape_interval": "1h"}, "scrape_configs": jobs}).start()
+    try:
+        targets = server.wait(lambda: len(server.targets()) >= 3 and server.targets(), 15, "discovering the pods")
+        kept = {
+            (t["labels"]["job"], t["labels"]["pod"], t["labels"]["role"], t["labels"]["namespace"]) for t in targets
+        }
+    finally:
+        server.stop()
+
+    assert kept == {
+        ("microbank", "users-1", "users", "bank"),
+        ("microbank", "notifier-1", "notifier", "bank"),
+        ("rabbitmq", "rabbitmq-0", "rabbitmq", "bank"),
+    }
 
 
 def test_the_kubernetes_config_labels_targets_with_role_and_namespace() -> None:
