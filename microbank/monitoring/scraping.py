@@ -17,6 +17,8 @@ from microbank.monitoring.alerts import RELEASE_LABEL
 SPLIT_ROLES = ("users", "accounts", "transactions", "notifications", "notifier", "ui")
 LAPTOP_NAMESPACE = "laptop"
 COMPONENT_LABEL = "__meta_kubernetes_pod_label_app_kubernetes_io_component"
+# Per queue, whatever the broker's prometheus.return_per_object_metrics says.
+RABBITMQ_METRICS = "/metrics/per-object"
 
 
 def role_ports() -> dict[str, int]:
@@ -26,10 +28,11 @@ def role_ports() -> dict[str, int]:
     return {role: ROLES[role].port if role in ROLES else 8080 for role in SPLIT_ROLES}
 
 
-def _static(job: str, targets: Mapping[str, str], interval: str) -> dict[str, Any]:
+def _static(job: str, targets: Mapping[str, str], interval: str, path: str = "/metrics") -> dict[str, Any]:
     return {
         "job_name": job,
         "scrape_interval": interval,
+        "metrics_path": path,
         "static_configs": [
             {"targets": [address], "labels": {"role": role, "namespace": LAPTOP_NAMESPACE}}
             for role, address in targets.items()
@@ -50,7 +53,7 @@ def laptop_config(
     if dev:
         jobs.insert(0, _static("microbank-dev", {"all": dev}, interval))
     if rabbitmq:
-        jobs.append(_static("rabbitmq", {"rabbitmq": rabbitmq}, interval))
+        jobs.append(_static("rabbitmq", {"rabbitmq": rabbitmq}, interval, RABBITMQ_METRICS))
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": list(rule_files),
@@ -68,7 +71,7 @@ def laptop() -> dict[str, Any]:
     )
 
 
-def _pods(job: str, app: str, port_name: str, role: list[dict[str, Any]]) -> dict[str, Any]:
+def _pods(job: str, app: str, port_name: str, role: list[dict[str, Any]], path: str = "/metrics") -> dict[str, Any]:
     keep = [
         {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "regex": "true", "action": "keep"},
         {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "regex": app, "action": "keep"},
@@ -80,6 +83,7 @@ def _pods(job: str, app: str, port_name: str, role: list[dict[str, Any]]) -> dic
     ]
     return {
         "job_name": job,
+        "metrics_path": path,
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": [*keep, *labels, *role],
     }
@@ -90,19 +94,27 @@ def kubernetes_scrape_configs() -> dict[str, Any]:
     return {
         "scrape_configs": [
             _pods("microbank", "microbank", "http", [{"source_labels": [COMPONENT_LABEL], "target_label": "role"}]),
-            _pods("rabbitmq", "rabbitmq", "prometheus", [{"target_label": "role", "replacement": "rabbitmq"}]),
+            _pods(
+                "rabbitmq",
+                "rabbitmq",
+                "prometheus",
+                [{"target_label": "role", "replacement": "rabbitmq"}],
+                RABBITMQ_METRICS,
+            ),
         ]
     }
 
 
-def _service_monitor(name: str, selector: dict[str, str], port: str, role: dict[str, Any]) -> dict[str, Any]:
+def _service_monitor(
+    name: str, selector: dict[str, str], port: str, role: dict[str, Any], path: str = "/metrics"
+) -> dict[str, Any]:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "microbank", **RELEASE_LABEL}},
         "spec": {
             "selector": {"matchLabels": selector},
-            "endpoints": [{"port": port, "path": "/metrics", "interval": "15s", "relabelings": [role]}],
+            "endpoints": [{"port": port, "path": path, "interval": "15s", "relabelings": [role]}],
         },
     }
 
@@ -124,6 +136,7 @@ def service_monitors() -> list[dict[str, Any]]:
             {"app.kubernetes.io/name": "rabbitmq"},
             "prometheus",
             {"targetLabel": "role", "replacement": "rabbitmq"},
+            RABBITMQ_METRICS,
         )
     )
     return monitors
