@@ -1,4 +1,5 @@
-"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic | drill."""
+"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | monitoring |
+traffic | drill."""
 
 from __future__ import annotations
 
@@ -184,6 +185,22 @@ def asyncapi() -> str:
     return json.dumps(json.loads(app.schema.to_specification().to_json()), indent=2, sort_keys=True)
 
 
+def monitoring(output_dir: str) -> int:
+    """Write the dashboards, alert rules, scrape configs and Grafana provisioning under `output_dir`."""
+    try:
+        from microbank.monitoring.files import generated
+    except ImportError as exc:  # the generator's libraries are development tools: pip install -e '.[dev]'
+        raise ConfigError(
+            f"microbank monitoring needs the development extras (pip install -e '.[dev]'): {exc}"
+        ) from None
+    for path, text in generated().items():
+        target = Path(output_dir) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f"wrote {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microbank", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server the drill may create (and drop) its databases on",
     )
+    watch = commands.add_parser("monitoring", help="write the dashboards, alert rules and scrape configs")
+    watch.add_argument("--output-dir", default=".", help="the repository to write them into (default: here)")
     admin = commands.add_parser("grant-admin", help="give a user the admin role")
     admin.add_argument("email")
     return parser
@@ -272,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from microbank.drills import drill
 
             return drill.main(args)
+        elif args.command == "monitoring":
+            return monitoring(args.output_dir)
         elif args.command == "grant-admin":
             grant_admin(settings, args.email)
     except (ConfigError, DomainError) as exc:
