@@ -86,7 +86,8 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """The context and `extra=` fields of a record, context first."""
     fields = dict(_context.get())
     for key in record.__dict__.keys() - _RECORD_ATTRIBUTES:
-        fields[key] = record.__dict__[key]
+        if (value := record.__dict__[key]) is not None:
+            fields[key] = value
     return fields
 
 
