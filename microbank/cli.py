@@ -39,6 +39,9 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=port,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers write through the process's own handler (platform/logging.py); the
+        # access line is the platform's, with the request id and the route template.
+        log_config=None,
         access_log=False,
         proxy_headers=True,
         http=BoundedHttpToolsProtocol,
@@ -258,12 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What deployments run writes JSON lines for a log collector; what people run, readable lines.
+_JSON_LOGS_BY_DEFAULT = ("serve", "migrate")
+
+
+def configure_logging(command: str, settings: Settings) -> None:
+    from microbank.platform.logging import configure_logging as configure
+
+    default = "json" if command in _JSON_LOGS_BY_DEFAULT else "console"
+    role = "all" if command == "dev" else settings.role
+    configure(level=settings.log_level, log_format=settings.log_format or default, role=role)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Alembic narrates every migration context it opens, and /readyz opens one per probe.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"microbank: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.command, settings)
     try:
         if args.command == "serve":
             serve(settings)

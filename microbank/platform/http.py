@@ -26,7 +26,8 @@ from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, T
 from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
-from microbank.platform.metrics import instrument, metrics
+from microbank.platform.logging import end_request, request_id_from, start_request
+from microbank.platform.metrics import CONNECTION_POOLS, instrument, metrics, record_build
 from microbank.platform.openapi import document_refusals, mark_public_routes
 from microbank.platform.settings import ConfigError, Settings
 
@@ -140,8 +141,12 @@ def create_http_app(
         middleware.append(DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=exclude))
     middleware.append(AdmissionMiddleware(admission))
 
+    record_build(name)
+
     @asynccontextmanager
     async def run_workers(_: Litestar) -> AsyncIterator[None]:
+        for database in runtime.databases.values():
+            CONNECTION_POOLS.watch(database)
         tasks = [asyncio.create_task(worker(runtime), name=getattr(worker, "__name__", "worker")) for worker in workers]
         try:
             yield
@@ -149,6 +154,8 @@ def create_http_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for database in runtime.databases.values():
+                CONNECTION_POOLS.forget(database)
             await close_runtime(runtime)
 
     app = Litestar(
@@ -160,11 +167,42 @@ def create_http_app(
         openapi_config=openapi,
         request_class=StrictRequest,
         request_max_body_size=64 * 1024,
+        # The process's logging is platform/logging.py's; Litestar's own would add a second format.
+        logging_config=None,
         debug=False,
     )
     document_refusals(app)
     mark_public_routes(app)
-    return instrument(app)
+    return with_request_ids(instrument(app))
+
+
+_REQUEST_ID = b"x-request-id"
+
+
+def with_request_ids(app: Any) -> Any:
+    """Each request runs with its request id in the log context and answers with it in
+    X-Request-ID: the caller's own (see request_id_from), or a fresh one."""
+
+    async def request_ids(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == _REQUEST_ID), None)
+        request_id = request_id_from(given)
+        echoed = (_REQUEST_ID, request_id.encode())
+
+        async def send_with_request_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), echoed]
+            await send(message)
+
+        token = start_request(request_id)
+        try:
+            await app(scope, receive, send_with_request_id)
+        finally:
+            end_request(token)
+
+    return request_ids
 
 
 def _size_worker_threads(count: int) -> None:

@@ -258,7 +258,7 @@ def test_an_event_nobody_is_bound_to_is_an_error_not_a_silent_drop(rabbit_url):
 
     async def deliver() -> None:
         try:
-            await sink.deliver([unroutable])
+            await sink.deliver([unroutable], [None])
         finally:
             await sink.aclose()
 
