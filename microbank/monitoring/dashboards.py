@@ -14,6 +14,7 @@ from microbank.monitoring.promql import BROKER, RATE, quantile, rate, sel
 
 Kind = Literal["timeseries", "stat", "gauge", "piechart"]
 DATASOURCE = "datasource"
+TAG = "microbank"
 
 
 @dataclass(frozen=True)
@@ -486,12 +487,25 @@ def _with_fields(builder, panel: Panel):
 
 def build(dashboard: Dashboard):
     from grafana_foundation_sdk.builders.dashboard import Dashboard as DashboardBuilder
+    from grafana_foundation_sdk.builders.dashboard import DashboardLink
+    from grafana_foundation_sdk.models.dashboard import DashboardLinkType
+
+    # The other three, a click away, keeping the time range and the namespace and role picked.
+    siblings = (
+        DashboardLink("microbank")
+        .type(DashboardLinkType.DASHBOARDS)
+        .tags([TAG])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True)
+    )
 
     builder = (
         DashboardBuilder(dashboard.title)
         .uid(dashboard.uid)
         .description(dashboard.description)
-        .tags(["microbank"])
+        .tags([TAG])
+        .link(siblings)
         .refresh("30s")
         .time("now-1h", "now")
         .timezone("browser")
