@@ -190,13 +190,15 @@ def asyncapi() -> str:
 
 def monitoring(output_dir: str) -> int:
     """Write the dashboards, alert rules, scrape configs and Grafana provisioning under `output_dir`."""
+    from microbank.monitoring.files import generated
+
     try:
-        from microbank.monitoring.files import generated
-    except ImportError as exc:  # the generator's libraries are development tools: pip install -e '.[dev]'
+        files = generated()
+    except ImportError as exc:  # the generator's libraries are development tools
         raise ConfigError(
             f"microbank monitoring needs the development extras (pip install -e '.[dev]'): {exc}"
         ) from None
-    for path, text in generated().items():
+    for path, text in files.items():
         target = Path(output_dir) / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

@@ -14,6 +14,7 @@ from microbank.monitoring.promql import BROKER, RATE, quantile, rate, sel
 
 Kind = Literal["timeseries", "stat", "gauge", "piechart"]
 DATASOURCE = "datasource"
+TAG = "microbank"
 
 
 @dataclass(frozen=True)
@@ -410,17 +411,25 @@ PIPELINE = Dashboard(
 DASHBOARDS = (SERVICES, BUSINESS, SYSTEM, PIPELINE)
 
 
+# grafana-foundation-sdk is a development dependency (generating is a dev-time command), imported
+# where it is used, so that the package imports without it.
+
+
+def _datasource():
+    from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+    return DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE}}}")
+
+
 def _variables() -> list:
     from grafana_foundation_sdk.builders.dashboard import DatasourceVariable, QueryVariable
-    from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
-
-    source = DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE}}}")
+    from grafana_foundation_sdk.models.dashboard import VariableRefresh, VariableSort
 
     def label_values(name: str, label: str, query: str) -> QueryVariable:
         return (
             QueryVariable(name)
             .label(label)
-            .datasource(source)
+            .datasource(_datasource())
             .query(query)
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
@@ -439,28 +448,30 @@ def _variables() -> list:
 
 def _panel(number: int, panel: Panel):
     from grafana_foundation_sdk.builders import gauge, piechart, prometheus, stat, timeseries
-    from grafana_foundation_sdk.builders.dashboard import ThresholdsConfig
-    from grafana_foundation_sdk.models.dashboard import (
-        DataSourceRef,
-        Threshold,
-        ThresholdsMode,
-        ValueMap,
-        ValueMappingResult,
-    )
 
-    builder = {"timeseries": timeseries, "stat": stat, "gauge": gauge, "piechart": piechart}[panel.kind].Panel()
+    kinds = {"timeseries": timeseries, "stat": stat, "gauge": gauge, "piechart": piechart}
     builder = (
-        builder.id(number)
+        kinds[panel.kind]
+        .Panel()
+        .id(number)
         .title(panel.title)
         .description(panel.description)
-        .unit(panel.unit)
+        .datasource(_datasource())
         .height(8)
         .span(panel.width)
     )
-    builder = builder.datasource(DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE}}}"))
     for ref, query in zip("ABCDEFGH", panel.queries, strict=False):
         target = prometheus.Dataquery().expr(query.expr).ref_id(ref)
         builder = builder.with_target(target.legend_format(query.legend) if query.legend else target)
+    return _with_fields(builder, panel)
+
+
+def _with_fields(builder, panel: Panel):
+    """The panel's unit, range, thresholds and value mappings."""
+    from grafana_foundation_sdk.builders.dashboard import ThresholdsConfig
+    from grafana_foundation_sdk.models.dashboard import Threshold, ThresholdsMode, ValueMap, ValueMappingResult
+
+    builder = builder.unit(panel.unit)
     if panel.thresholds:
         steps = [Threshold(value=value, color=colour) for value, colour in panel.thresholds]
         builder = builder.thresholds(ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps))
@@ -476,12 +487,25 @@ def _panel(number: int, panel: Panel):
 
 def build(dashboard: Dashboard):
     from grafana_foundation_sdk.builders.dashboard import Dashboard as DashboardBuilder
+    from grafana_foundation_sdk.builders.dashboard import DashboardLink
+    from grafana_foundation_sdk.models.dashboard import DashboardLinkType
+
+    # The other three, a click away, keeping the time range and the namespace and role picked.
+    siblings = (
+        DashboardLink("microbank")
+        .type(DashboardLinkType.DASHBOARDS)
+        .tags([TAG])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True)
+    )
 
     builder = (
         DashboardBuilder(dashboard.title)
         .uid(dashboard.uid)
         .description(dashboard.description)
-        .tags(["microbank"])
+        .tags([TAG])
+        .link(siblings)
         .refresh("30s")
         .time("now-1h", "now")
         .timezone("browser")

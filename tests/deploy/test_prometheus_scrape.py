@@ -183,6 +183,17 @@ def test_every_role_and_rabbitmq_is_scraped_with_role_and_namespace_labels(prome
     assert labels == {*((role, scraping.LAPTOP_NAMESPACE) for role in SPLIT_ROLES), ("rabbitmq", "laptop")}
 
 
+def test_the_dashboards_variables_offer_the_namespace_and_every_role(prometheus: Prometheus) -> None:
+    offered = {}
+    for variable in next(iter(dashboard_documents().values()))["templating"]["list"]:
+        if variable["type"] == "query":
+            # label_values(METRIC, LABEL), as Grafana asks Prometheus for it.
+            metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()
+            match = grafana_would_send(metric)
+            offered[variable["name"]] = set(prometheus.api(f"label/{label}/values", **{"match[]": match}))
+    assert offered == {"namespace": {scraping.LAPTOP_NAMESPACE}, "role": {*SPLIT_ROLES, "rabbitmq"}}
+
+
 @pytest.mark.parametrize(("dashboard", "panel", "expr"), panel_queries(), ids=lambda v: str(v)[:60])
 def test_every_panel_query_returns_series(after_traffic: Prometheus, dashboard: str, panel: str, expr: str) -> None:
     result = after_traffic.query(grafana_would_send(expr))
