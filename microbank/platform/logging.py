@@ -151,6 +151,7 @@ def configure_logging(*, level: str, log_format: str, role: str | None, stream: 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a warning is a log line too, not raw text amid the JSON
     for name in _UVICORN:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
