@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,6 +79,10 @@ class WaitCountingPool(QueuePool):
         finally:
             with self._waiting_lock:
                 self.waiting -= 1
+
+
+# SQLAlchemy names a pool's logger after its class, and quiets only the loggers under its own name.
+logging.getLogger(f"{__name__}.{WaitCountingPool.__name__}").setLevel(logging.WARNING)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:

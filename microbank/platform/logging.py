@@ -91,8 +91,16 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# The second a line was written in, formatted once per second rather than once per line.
+_second: tuple[int, str] = (-1, "")
+
+
 def _utc_time(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+    global _second
+    second, cached = int(record.created), _second  # one read: other threads replace it whole
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -151,6 +159,7 @@ def configure_logging(*, level: str, log_format: str, role: str | None, stream: 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a warning is a log line too, not raw text amid the JSON
     for name in _UVICORN:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

@@ -15,6 +15,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.params import FromPath
 
+from microbank import cli
 from microbank.platform.http import with_request_ids
 from microbank.platform.logging import (
     MAX_REQUEST_ID_LENGTH,
@@ -26,6 +27,7 @@ from microbank.platform.logging import (
     log_context,
 )
 from microbank.platform.metrics import REQUESTS_IN_PROGRESS, instrument
+from microbank.platform.settings import ConfigError, load_settings
 
 
 def record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
@@ -90,6 +92,7 @@ def captured() -> Iterator[io.StringIO]:
     configure_logging(level="INFO", log_format="json", role="accounts", stream=stream)
     yield stream
     root.handlers[:], root.level = saved
+    logging.captureWarnings(False)
 
 
 def test_uvicorns_loggers_write_the_same_json_lines(captured: io.StringIO) -> None:
@@ -164,3 +167,34 @@ def test_each_request_writes_one_access_line_with_its_id_user_route_and_status(c
     assert access["duration_ms"] >= 0
     assert response.json()["in_progress"] == 1
     assert REQUESTS_IN_PROGRESS.scopes == {}
+
+
+@pytest.mark.parametrize(
+    ("command", "log_format", "formatter"),
+    [
+        ("serve", None, JsonFormatter),
+        ("migrate", None, JsonFormatter),
+        ("dev", None, ConsoleFormatter),
+        ("dev", "json", JsonFormatter),
+        ("serve", "console", ConsoleFormatter),
+    ],
+)
+def test_deployments_log_json_and_people_read_lines_unless_log_format_says_otherwise(
+    captured: io.StringIO, monkeypatch: pytest.MonkeyPatch, command: str, log_format: str | None, formatter: type
+) -> None:
+    if log_format:
+        monkeypatch.setenv("LOG_FORMAT", log_format)
+    else:
+        monkeypatch.delenv("LOG_FORMAT", raising=False)
+
+    cli.configure_logging(command, load_settings())
+
+    [handler] = logging.getLogger().handlers
+    assert type(handler.formatter) is formatter
+
+
+def test_a_log_format_the_bank_does_not_write_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "logfmt")
+
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be json or console, got 'logfmt'"):
+        load_settings()
