@@ -27,7 +27,7 @@ from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.metrics import instrument, metrics
-from microbank.platform.openapi import document_refusals, mark_public_routes
+from microbank.platform.openapi import complete_document, document_refusals
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -161,7 +161,7 @@ def create_http_app(
         debug=False,
     )
     document_refusals(app)
-    mark_public_routes(app)
+    complete_document(app)
     return instrument(app)
 
 
