@@ -28,7 +28,7 @@ from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
 from microbank.platform.logging import end_request, request_id_from, start_request
 from microbank.platform.metrics import CONNECTION_POOLS, instrument, metrics, record_build
-from microbank.platform.openapi import document_refusals, mark_public_routes
+from microbank.platform.openapi import complete_document, document_refusals
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -172,7 +172,7 @@ def create_http_app(
         debug=False,
     )
     document_refusals(app)
-    mark_public_routes(app)
+    complete_document(app)
     return with_request_ids(instrument(app))
 
 

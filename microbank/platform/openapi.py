@@ -11,8 +11,10 @@ from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPI, OpenAPIType, Operation
 
 from microbank.platform.auth import PUBLIC, admin_only
+from microbank.platform.db import MAX_ID
 
 
 class FieldError(msgspec.Struct):
@@ -62,10 +64,43 @@ def document_refusals(app: Litestar) -> None:
             handler.responses = {**errors(*_refusals_of(handler)), **(handler.responses or {})}
 
 
-def mark_public_routes(app: Litestar) -> None:
+def complete_document(app: Litestar) -> None:
+    """What Litestar leaves out of the document it builds, filled in."""
+    document = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    _mark_public_routes(app, document)
+    _close_request_bodies(document)
+    _bound_path_ids(document)
+
+
+def _close_request_bodies(document: OpenAPI) -> None:
+    """Every request Struct forbids unknown fields; Litestar's schemas do not say so."""
+    schemas = document.components.schemas or {}
+    for operation in _operations(document):
+        body = operation.request_body
+        content = body.content.get("application/json") if body is not None and body.content else None
+        ref = getattr(content.schema, "ref", None) if content is not None else None
+        if ref:
+            schemas[ref.rsplit("/", 1)[-1]].additional_properties = False
+
+
+def _bound_path_ids(document: OpenAPI) -> None:
+    """Path ids are BIGINT ids, as EntityId checks; Litestar documents only the route's `:int`."""
+    for operation in _operations(document):
+        for parameter in operation.parameters or []:
+            schema = getattr(parameter, "schema", None)
+            if getattr(parameter, "param_in", None) == "path" and getattr(schema, "type", None) == OpenAPIType.INTEGER:
+                schema.minimum, schema.maximum = 1, MAX_ID
+
+
+def _operations(document: OpenAPI) -> list[Operation]:
+    methods = ("get", "post", "put", "patch", "delete")
+    items = (document.paths or {}).values()
+    return [op for item in items for method in methods if (op := getattr(item, method, None)) is not None]
+
+
+def _mark_public_routes(app: Litestar, document: OpenAPI) -> None:
     """Litestar omits an empty `security` list, so a public route would inherit the document's
     bearer requirement: say on each public operation that it needs none."""
-    document = app.plugins.get(OpenAPIPlugin).provide_openapi()
     public = {
         (path, method.lower())
         for route in app.routes
@@ -85,7 +120,7 @@ def _refusals_of(handler: HTTPRouteHandler) -> list[int]:
     statuses = [400, 503]
     if not _is_public(handler):
         statuses.append(401)
-    if admin_only in handler.resolve_guards():
+    if any(admin_only in (layer.guards or []) for layer in handler.ownership_layers):
         statuses.append(403)
     if any("{" in path for path in handler.paths):
         statuses.append(404)
