@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from microbank.platform.service_http import KEEPALIVE_EXPIRY
 from microbank.routes import ROUTES
 
 # The operations a customer performs, and how often, relative to each other.
@@ -232,17 +233,17 @@ class Target:
 
 
 class Transport:
-    """Keep-alive HTTP/1.1 from any number of threads: one connection per thread and server."""
+    """Keep-alive HTTP/1.1 from any number of threads: one connection per thread and server. A
+    connection idle for `keepalive_expiry` seconds is not reused: the server may be closing it
+    at that very moment (uvicorn closes one idle for 5 s), and a read would be lost with it."""
 
-    def __init__(self, target: Target, *, timeout: float = 30.0) -> None:
-        self.target, self.timeout = target, timeout
+    def __init__(self, target: Target, *, timeout: float = 30.0, keepalive_expiry: float = KEEPALIVE_EXPIRY) -> None:
+        self.target, self.timeout, self.keepalive_expiry = target, timeout, keepalive_expiry
         self._local = threading.local()
 
     def send(self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Answer:
         base = urlsplit(self.target.base(path))
-        connections = self._local.__dict__.setdefault("connections", {})
-        if (connection := connections.get(base.netloc)) is None:
-            connection = connections[base.netloc] = http.client.HTTPConnection(base.netloc, timeout=self.timeout)
+        connection = self._connection(base.netloc)
         payload = json.dumps(body).encode() if body is not None else None
         sent_headers = {**headers, **({"Content-Type": "application/json"} if payload is not None else {})}
         try:
@@ -254,7 +255,18 @@ class Transport:
             raise Dropped(f"{type(exc).__name__}: {exc}") from exc
         if response.will_close:
             connection.close()
+        self._local.last_used[base.netloc] = time.monotonic()
         return answer
+
+    def _connection(self, netloc: str) -> http.client.HTTPConnection:
+        if not hasattr(self._local, "connections"):
+            self._local.connections, self._local.last_used = {}, {}
+        connection = self._local.connections.get(netloc)
+        if connection is not None and time.monotonic() - self._local.last_used[netloc] > self.keepalive_expiry:
+            connection.close()  # the next request connects afresh
+        if connection is None:
+            connection = self._local.connections[netloc] = http.client.HTTPConnection(netloc, timeout=self.timeout)
+        return connection
 
 
 @dataclass(frozen=True)
