@@ -38,6 +38,8 @@ from microbank.platform.money import format_minor
 OUTBOX_DOMAINS = ("users", "accounts", "transactions")
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 POLL_SECONDS = 0.2
+# A role restarted on a busy 2-core machine has been seen to take 10 s to be ready.
+RESTART_TIMEOUT = 60.0
 
 
 @dataclass
@@ -291,7 +293,7 @@ class Drill:
             fault.detail = f"pid {process.pid}"
             process.kill()
             try:
-                process.start()
+                process.start(wait=False).wait_ready(timeout=RESTART_TIMEOUT)
             except RoleFailed as exc:
                 fault.detail += f"; did not come back: {str(exc)[:500]}"
                 return
