@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from microbank.audit import AuditReport, audit_databases
 from microbank.drills.processes import RoleFailed
@@ -224,7 +225,7 @@ def watch_catch_up(books: Books, catch_up: CatchUp, mark: dict[str, Any], began:
                 catch_up.stored_s = elapsed
             if catch_up.settled_s is None and books.pending(mark["last_transaction"]) == 0:
                 catch_up.settled_s = elapsed
-        except Exception:  # a database cut mid-poll: the next poll reads again
+        except SQLAlchemyError:  # a database cut mid-poll: the next poll reads again
             pass
         if catch_up.seconds is not None:
             return

@@ -46,6 +46,8 @@ MONEY_OPERATIONS = frozenset({"fund", "deposit", "withdrawal", "overdraw", "tran
 PASSWORD = "traffic generator passphrase"
 # Larger than any balance a run can build up, and still a valid amount: always insufficient funds.
 OVERDRAW_AMOUNT = "1000000000.00"
+# The roles whose paths the scenario calls.
+TRAFFIC_ROLES = ("users", "accounts", "transactions", "notifications")
 # Answers a careful client sends again, with the same key: the bank or its gateway was briefly away.
 RETRIED_STATUSES = frozenset({502, 503, 504})
 # A token lives 15 minutes by default; a customer logs in again well before.
@@ -570,7 +572,13 @@ def _ticks() -> Iterator[int]:
 
 def main(args: Any) -> int:
     """`microbank traffic`: run, print the table; 1 if a money request ended in an unexplained 5xx."""
-    roles = dict(pair.split("=", 1) for pair in args.role_url)
+    roles = dict(pair.partition("=")[::2] for pair in args.role_url)
+    if missing := [role for role in TRAFFIC_ROLES if roles and args.url is None and not roles.get(role)]:
+        print(
+            f"microbank traffic: --role-url needs a URL for {', '.join(missing)} (or --url for the rest)",
+            file=sys.stderr,
+        )
+        return 2
     target = Target(None if roles and args.url is None else (args.url or "http://127.0.0.1:8000"), roles)
     flags = ("customers", "rate", "concurrency", "duration", "count", "seed", "give_up_after")
     config = TrafficConfig(**{name: getattr(args, name) for name in flags})
