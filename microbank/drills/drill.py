@@ -39,6 +39,8 @@ from microbank.platform.money import format_minor
 OUTBOX_DOMAINS = ("users", "accounts", "transactions")
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 POLL_SECONDS = 0.2
+# What platform/http.py logs for every request it answers with a 500.
+UNHANDLED = "unhandled error on"
 # A role restarted on a busy 2-core machine has been seen to take 10 s to be ready.
 RESTART_TIMEOUT = 60.0
 
@@ -279,6 +281,7 @@ class Drill:
         audit = audit_databases(self.stack.database_urls)
         findings = [f"{f.kind} {f.target} was not carried out: {f.detail}" for f in faults if f.ended is None]
         findings += self.check(report)
+        findings += self.internal_errors()
         money = (report.net_money_in(), self.balances())
         if money[0] != money[1] and not report.unanswered:
             findings.append(f"the balances add up to {money[1]}, the clients were told {money[0]} came in")
@@ -348,6 +351,15 @@ class Drill:
                     f"transaction {transaction_id} was answered {told['status']} {told['amount']},"
                     f" booked {row.status} {format_minor(row.amount_minor)}"
                 )
+        return findings
+
+    def internal_errors(self) -> list[str]:
+        """500s a client may never see (a role's call to another role): each role logs them."""
+        findings = []
+        for name, process in self.stack.roles.items():
+            lines = [line for line in process.log.read_text(errors="replace").splitlines() if UNHANDLED in line]
+            if lines:
+                findings.append(f"{name} answered {len(lines)} requests with a 500, the first: {lines[0][-120:]}")
         return findings
 
     def balances(self) -> Decimal:
