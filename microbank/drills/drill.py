@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from microbank.audit import AuditReport, audit_databases
 from microbank.drills.processes import RoleFailed
@@ -38,6 +39,10 @@ from microbank.platform.money import format_minor
 OUTBOX_DOMAINS = ("users", "accounts", "transactions")
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 POLL_SECONDS = 0.2
+# What platform/http.py logs for every request it answers with a 500.
+UNHANDLED = "unhandled error on"
+# A role restarted on a busy 2-core machine has been seen to take 10 s to be ready.
+RESTART_TIMEOUT = 60.0
 
 
 @dataclass
@@ -222,7 +227,7 @@ def watch_catch_up(books: Books, catch_up: CatchUp, mark: dict[str, Any], began:
                 catch_up.stored_s = elapsed
             if catch_up.settled_s is None and books.pending(mark["last_transaction"]) == 0:
                 catch_up.settled_s = elapsed
-        except Exception:  # a database cut mid-poll: the next poll reads again
+        except SQLAlchemyError:  # a database cut mid-poll: the next poll reads again
             pass
         if catch_up.seconds is not None:
             return
@@ -276,6 +281,7 @@ class Drill:
         audit = audit_databases(self.stack.database_urls)
         findings = [f"{f.kind} {f.target} was not carried out: {f.detail}" for f in faults if f.ended is None]
         findings += self.check(report)
+        findings += self.internal_errors()
         money = (report.net_money_in(), self.balances())
         if money[0] != money[1] and not report.unanswered:
             findings.append(f"the balances add up to {money[1]}, the clients were told {money[0]} came in")
@@ -291,7 +297,7 @@ class Drill:
             fault.detail = f"pid {process.pid}"
             process.kill()
             try:
-                process.start()
+                process.start(wait=False).wait_ready(timeout=RESTART_TIMEOUT)
             except RoleFailed as exc:
                 fault.detail += f"; did not come back: {str(exc)[:500]}"
                 return
@@ -345,6 +351,15 @@ class Drill:
                     f"transaction {transaction_id} was answered {told['status']} {told['amount']},"
                     f" booked {row.status} {format_minor(row.amount_minor)}"
                 )
+        return findings
+
+    def internal_errors(self) -> list[str]:
+        """500s a client may never see (a role's call to another role): each role logs them."""
+        findings = []
+        for name, process in self.stack.roles.items():
+            lines = [line for line in process.log.read_text(errors="replace").splitlines() if UNHANDLED in line]
+            if lines:
+                findings.append(f"{name} answered {len(lines)} requests with a 500, the first: {lines[0][-120:]}")
         return findings
 
     def balances(self) -> Decimal:

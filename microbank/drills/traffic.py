@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from microbank.platform.service_http import KEEPALIVE_EXPIRY
 from microbank.routes import ROUTES
 
 # The operations a customer performs, and how often, relative to each other.
@@ -45,6 +46,8 @@ MONEY_OPERATIONS = frozenset({"fund", "deposit", "withdrawal", "overdraw", "tran
 PASSWORD = "traffic generator passphrase"
 # Larger than any balance a run can build up, and still a valid amount: always insufficient funds.
 OVERDRAW_AMOUNT = "1000000000.00"
+# The roles whose paths the scenario calls.
+TRAFFIC_ROLES = ("users", "accounts", "transactions", "notifications")
 # Answers a careful client sends again, with the same key: the bank or its gateway was briefly away.
 RETRIED_STATUSES = frozenset({502, 503, 504})
 # A token lives 15 minutes by default; a customer logs in again well before.
@@ -232,17 +235,17 @@ class Target:
 
 
 class Transport:
-    """Keep-alive HTTP/1.1 from any number of threads: one connection per thread and server."""
+    """Keep-alive HTTP/1.1 from any number of threads: one connection per thread and server. A
+    connection idle for `keepalive_expiry` seconds is not reused: the server may be closing it
+    at that very moment (uvicorn closes one idle for 5 s), and a read would be lost with it."""
 
-    def __init__(self, target: Target, *, timeout: float = 30.0) -> None:
-        self.target, self.timeout = target, timeout
+    def __init__(self, target: Target, *, timeout: float = 30.0, keepalive_expiry: float = KEEPALIVE_EXPIRY) -> None:
+        self.target, self.timeout, self.keepalive_expiry = target, timeout, keepalive_expiry
         self._local = threading.local()
 
     def send(self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> Answer:
         base = urlsplit(self.target.base(path))
-        connections = self._local.__dict__.setdefault("connections", {})
-        if (connection := connections.get(base.netloc)) is None:
-            connection = connections[base.netloc] = http.client.HTTPConnection(base.netloc, timeout=self.timeout)
+        connection = self._connection(base.netloc)
         payload = json.dumps(body).encode() if body is not None else None
         sent_headers = {**headers, **({"Content-Type": "application/json"} if payload is not None else {})}
         try:
@@ -254,7 +257,18 @@ class Transport:
             raise Dropped(f"{type(exc).__name__}: {exc}") from exc
         if response.will_close:
             connection.close()
+        self._local.last_used[base.netloc] = time.monotonic()
         return answer
+
+    def _connection(self, netloc: str) -> http.client.HTTPConnection:
+        if not hasattr(self._local, "connections"):
+            self._local.connections, self._local.last_used = {}, {}
+        connection = self._local.connections.get(netloc)
+        if connection is not None and time.monotonic() - self._local.last_used[netloc] > self.keepalive_expiry:
+            connection.close()  # the next request connects afresh
+        if connection is None:
+            connection = self._local.connections[netloc] = http.client.HTTPConnection(netloc, timeout=self.timeout)
+        return connection
 
 
 @dataclass(frozen=True)
@@ -558,7 +572,13 @@ def _ticks() -> Iterator[int]:
 
 def main(args: Any) -> int:
     """`microbank traffic`: run, print the table; 1 if a money request ended in an unexplained 5xx."""
-    roles = dict(pair.split("=", 1) for pair in args.role_url)
+    roles = dict(pair.partition("=")[::2] for pair in args.role_url)
+    if missing := [role for role in TRAFFIC_ROLES if roles and args.url is None and not roles.get(role)]:
+        print(
+            f"microbank traffic: --role-url needs a URL for {', '.join(missing)} (or --url for the rest)",
+            file=sys.stderr,
+        )
+        return 2
     target = Target(None if roles and args.url is None else (args.url or "http://127.0.0.1:8000"), roles)
     flags = ("customers", "rate", "concurrency", "duration", "count", "seed", "give_up_after")
     config = TrafficConfig(**{name: getattr(args, name) for name in flags})

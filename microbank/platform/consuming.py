@@ -105,7 +105,7 @@ async def connect_when_available(broker: RabbitBroker, url: str, *, verify_only:
     await retry_until_done(
         lambda: connect(broker, url, verify_only=verify_only),
         what="connecting to RabbitMQ",
-        max_delay=RECONNECT_INTERVAL * 2,
+        max_delay=RECONNECT_INTERVAL,
     )
 
 

@@ -153,11 +153,14 @@ class Database:
             callbacks: list[Callable[[], None]] = []
             try:
                 with self.engine.begin() as connection:
-                    connection.info[_AFTER_COMMIT] = callbacks
+                    # Held, not looked up again: a connection the server cut refuses every use,
+                    # .info included, and that refusal would hide the error that says it was cut.
+                    info = connection.info
+                    info[_AFTER_COMMIT] = callbacks
                     try:
                         result = work(connection)
                     finally:
-                        del connection.info[_AFTER_COMMIT]
+                        info.pop(_AFTER_COMMIT, None)
             except DBAPIError as exc:
                 if retry or not exc.connection_invalidated:
                     raise self._mapped(exc) from exc
@@ -220,12 +223,14 @@ def after_commit(connection: Connection, callback: Callable[[], None]) -> None:
 
 @contextmanager
 def _collecting(connection: Connection, callbacks: list[Callable[[], None]]) -> Iterator[None]:
-    # connection.info outlives the checkout (it belongs to the pooled DBAPI connection).
-    connection.info[_AFTER_COMMIT] = callbacks
+    # connection.info outlives the checkout (it belongs to the pooled DBAPI connection). Held, as
+    # in Database.run, because a connection the server cut refuses even a look at it.
+    info = connection.info
+    info[_AFTER_COMMIT] = callbacks
     try:
         yield
     finally:
-        del connection.info[_AFTER_COMMIT]
+        info.pop(_AFTER_COMMIT, None)
 
 
 def schema_gap(name: str, engine: Engine, expected: str) -> str | None:

@@ -35,6 +35,8 @@ class FakeBank:
     fail ("503", "drop", "500") before the bank answers them; `seen` holds (key, time) per attempt."""
 
     failures: list[str] = field(default_factory=list)
+    # Close each connection after its answer, as a server does with one left idle too long.
+    close_after_answer: bool = False
     retry_after: str = "0"
     seen: list[tuple[str, float]] = field(default_factory=list)
     transactions: dict[str, dict] = field(default_factory=dict)
@@ -44,6 +46,7 @@ class FakeBank:
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length)) if length else None
         path = handler.path.split("?")[0]
+        handler.close_connection = self.close_after_answer
         if path not in ("/api/users", "/api/auth/token") and "Authorization" not in handler.headers:
             return _send(handler, 401, {"status": 401, "error": "unauthenticated"})
         if path.startswith("/api/accounts/"):
@@ -227,3 +230,13 @@ def test_an_open_loop_run_keeps_its_rate(bank):
 
     sent = len(report.outcomes) - 2
     assert 150 <= sent <= 201, sent
+
+
+def test_a_connection_left_idle_is_not_reused_so_a_read_is_not_lost_to_the_servers_close(bank):
+    bank.close_after_answer = True
+    with serving(bank) as url:
+        transport = Transport(Target(url), timeout=5, keepalive_expiry=0.2)
+        assert transport.send("GET", "/api/notifications", None, {"Authorization": "Bearer t"}).status == 200
+        time.sleep(0.3)  # idle for longer than the expiry
+
+        assert transport.send("GET", "/api/notifications", None, {"Authorization": "Bearer t"}).status == 200
