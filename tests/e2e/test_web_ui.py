@@ -63,18 +63,22 @@ class Visit:
         assert violations == [], f"{name}: {violations}"
 
     def log_in(self, email: str) -> None:
-        self.page.get_by_label("Email").fill(email)
-        self.page.get_by_label("Password").fill(PASSWORD)
-        self.page.get_by_role("button", name="Log in").click()
+        self.log_in_as(email, PASSWORD)
         expect(self.page.get_by_role("heading", name="Your accounts")).to_be_visible()
 
-    def move(self, kind: str, amount: str, to_account: int | None = None) -> None:
+    def log_in_as(self, email: str, password: str) -> None:
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+
+    def move(self, kind: str, amount: str, to_account: int | None = None, *, double_click: bool = False) -> None:
         page = self.page
         page.get_by_role("radio", name=kind).check()
         if to_account is not None:
             page.get_by_label("To account number").fill(str(to_account))
         page.get_by_label("Amount").fill(amount)
-        page.get_by_role("button", name=kind, exact=True).click()
+        button = page.get_by_role("button", name=kind, exact=True)
+        button.dblclick() if double_click else button.click()
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -104,21 +108,35 @@ def visit(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Visit]:
 def test_two_customers_bank_in_the_browser(visit: Visit, dev_service: RoleProcess) -> None:
     page = visit.page
     with httpx.Client(base_url=dev_service.url, timeout=30) as http:
-        bob, bob_headers = BankClient(http).customer(name="Bob Kim", email="bob@example.com")
+        bob, bob_headers = BankClient(http).customer(name="Bob Kim")
         bob_account = BankClient(http).open_account(bob_headers, "savings")["id"]
 
-    page.goto(f"{dev_service.url}/signup")
+    # The bank down: the page says so instead of going blank.
+    page.route("**/api/**", lambda route: route.abort())
+    page.goto(f"{dev_service.url}/login")
+    visit.log_in_as("ann@example.com", PASSWORD)
+    expect(page.get_by_role("alert")).to_contain_text("The bank cannot be reached right now.")
+    visit.step("bank-down")
+    page.unroute("**/api/**")
+
+    page.get_by_role("link", name="Open your bank login").click()
     visit.step("sign-up-page")
     page.get_by_label("Name").fill("Ann Lee")
-    page.get_by_label("Email").fill("ann@example.com")
+    page.get_by_label("Email").fill(bob["email"])
     page.get_by_label("Password").fill("short")
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_text("Use at least 12 characters")).to_be_visible()
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_text("An account with this email already exists. Log in instead.")).to_be_visible()
+    visit.step("email-taken")
+    page.get_by_label("Email").fill("ann@example.com")
+    page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("status")).to_contain_text("you are signed up")
     visit.step("signed-up")
 
+    visit.log_in_as("ann@example.com", "not the password at all")
+    expect(page.get_by_role("alert")).to_have_text("The email or the password is wrong.")
     visit.log_in("ann@example.com")
     # From here on the page is never loaded again: what changes, changes live.
     page.evaluate("window.sameDocument = true")
@@ -135,7 +153,8 @@ def test_two_customers_bank_in_the_browser(visit: Visit, dev_service: RoleProces
 
     page.get_by_role("link", name="Move money", exact=True).first.click()
     expect(page.get_by_role("heading", name="Move money")).to_be_visible()
-    visit.move("Deposit", "50.00")
+    # A double click sends one Idempotency-Key: the money moves once (the statement below shows it).
+    visit.move("Deposit", "50.00", double_click=True)
     expect(page.get_by_role("status")).to_have_text("Completed: Deposit of $50.00. New balance: $150.00.")
     visit.step("deposited")
 
@@ -163,6 +182,7 @@ def test_two_customers_bank_in_the_browser(visit: Visit, dev_service: RoleProces
     statement = page.get_by_role("table", name=re.compile("Statement"))
     expect(statement.get_by_role("row").nth(1)).to_contain_text("\N{MINUS SIGN}$20.00")
     expect(statement.get_by_role("row").nth(1)).to_contain_text("$130.00")
+    expect(statement.get_by_role("row")).to_have_count(4)
     page.get_by_label("Show").select_option("transfer")
     expect(page.get_by_role("table", name=re.compile("Transactions")).get_by_role("row")).to_have_count(2)
     visit.step("history")

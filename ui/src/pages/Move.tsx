@@ -1,5 +1,6 @@
 import { useRef, useState, type FormEvent } from "react";
-import { api, ApiError, describeError, newIdempotencyKey, reasonText, Unreachable, type Transaction } from "../api";
+import { api, ApiError, newIdempotencyKey, Unreachable, type Transaction } from "../api";
+import { describeError, reasonText } from "../messages";
 import { formatMoney } from "../money";
 import { Alert, Field } from "../ui";
 import { checkMove, type FieldErrors, type MoveForm, type MoveType } from "../validation";
