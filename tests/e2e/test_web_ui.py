@@ -1,10 +1,11 @@
 """The web UI in a real browser (Debian's chromium, driven by Playwright) against `microbank dev`:
 two customers move money as they would by hand, at desktop width and at phone width, with an
-accessibility check of every page they see. Each step leaves a screenshot in tests/e2e/artifacts/."""
+accessibility check of every page they see. Each step leaves a screenshot in tests/e2e/artifacts/<test>/<width>/."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from microbank.platform import webui
 from tests.factories import PASSWORD, BankClient
-from tests.processes import RoleProcess
+from tests.processes import MICROBANK, RoleProcess
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def visit(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Visit]:
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     expect.set_options(timeout=WAIT_MS)
-    shots = ARTIFACTS / width
+    shots = ARTIFACTS / request.node.originalname.removeprefix("test_") / width
     shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()
@@ -194,4 +195,35 @@ def test_two_customers_bank_in_the_browser(visit: Visit, dev_service: RoleProces
     expect(page.get_by_role("row").filter(has_text="Savings")).to_contain_text("$20.00")
     visit.step("second-customer-paid")
 
+    assert visit.problems == []
+
+
+def test_an_admin_reads_every_user_and_account_by_keyboard_alone(visit: Visit, dev_service: RoleProcess) -> None:
+    page = visit.page
+    with httpx.Client(base_url=dev_service.url, timeout=30) as http:
+        bank = BankClient(http)
+        admin = bank.sign_up(name="Ada Admin")
+        _, customer = bank.customer(name="Cy Customer")
+        bank.open_account(customer, "savings", initial_deposit="12.34")
+    granted = subprocess.run(
+        [str(MICROBANK), "grant-admin", admin["email"]], env=dev_service.env, capture_output=True, text=True, timeout=60
+    )
+    assert granted.returncode == 0, granted.stderr
+
+    page.goto(f"{dev_service.url}/login")
+    page.keyboard.press("Tab")  # the skip link comes first
+    page.keyboard.press("Tab")
+    page.keyboard.type(admin["email"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Your accounts")).to_be_visible()
+
+    page.get_by_role("link", name="Admin").focus()
+    page.keyboard.press("Enter")
+    users = page.get_by_role("table", name="Every user")
+    expect(users.get_by_role("row").filter(has_text="Cy Customer")).to_contain_text("customer")
+    expect(users.get_by_role("row").filter(has_text="Ada Admin")).to_contain_text("admin")
+    expect(page.get_by_role("table", name="Every account").get_by_role("row").nth(1)).to_contain_text("$12.34")
+    visit.step("admin")
     assert visit.problems == []
