@@ -55,6 +55,8 @@ class Settings:
     accounts_url: str
     transactions_url: str
     log_level: str
+    # The built web UI (UI_DIST_DIR); None: ui/dist of the checkout the package runs from.
+    ui_dist_dir: Path | None = None
 
     def database_url(self, domain: str) -> str:
         """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory (each URL
@@ -105,4 +107,5 @@ def load_settings() -> Settings:
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        ui_dist_dir=Path(os.environ["UI_DIST_DIR"]) if os.environ.get("UI_DIST_DIR") else None,
     )

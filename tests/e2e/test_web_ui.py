@@ -32,7 +32,7 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 360, 
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-    if not webui.is_built(webui.dist_dir()) or not AXE.is_file():
+    if not webui.is_built(webui.dist_dir(None)) or not AXE.is_file():
         pytest.fail(f"the UI is not built: {webui.BUILD_COMMAND}", pytrace=False)
     with sync_playwright() as playwright:
         # Root in a container has no user namespace for chromium's sandbox.
