@@ -211,10 +211,13 @@ def test_an_admin_reads_every_user_and_account_by_keyboard_alone(visit: Visit, d
     assert granted.returncode == 0, granted.stderr
 
     page.goto(f"{dev_service.url}/login")
+    expect(page.get_by_label("Email")).to_be_visible()
     page.keyboard.press("Tab")  # the skip link comes first
     page.keyboard.press("Tab")
+    expect(page.get_by_label("Email")).to_be_focused()
     page.keyboard.type(admin["email"])
     page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Your accounts")).to_be_visible()
