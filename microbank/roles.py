@@ -142,7 +142,7 @@ def create_app(settings: Settings, *, ports: Ports | None = None) -> Any:
     domains = load_domains(role)
     api = domains if role.serves_api else []
     consumers = [c for d in domains for c in d.consumers] if runs_consumers(role, settings) else []
-    public = webui.route_handlers() if role.serves_ui else []
+    public = webui.route_handlers(settings.ui_dist_dir) if role.serves_ui else []
     return create_http_app(
         name=role.name,
         runtime=runtime,

@@ -57,6 +57,8 @@ class Settings:
     log_level: str
     # "json" or "console"; None: the command's own (json for serve and migrate, console otherwise).
     log_format: str | None
+    # The built web UI (UI_DIST_DIR); None: ui/dist of the checkout the package runs from.
+    ui_dist_dir: Path | None = None
 
     def database_url(self, domain: str) -> str:
         """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory (each URL
@@ -115,4 +117,5 @@ def load_settings() -> Settings:
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         log_format=_log_format(),
+        ui_dist_dir=Path(os.environ["UI_DIST_DIR"]) if os.environ.get("UI_DIST_DIR") else None,
     )

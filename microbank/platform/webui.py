@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import logging
 import mimetypes
-import os
 from pathlib import Path
 
 from litestar import HttpMethod, Request, Response, route
@@ -61,17 +60,17 @@ NOT_BUILT_PAGE = f"""<!doctype html>
 """
 
 
-def dist_dir() -> Path:
-    return Path(os.environ.get("UI_DIST_DIR") or CHECKOUT_DIST).resolve()
+def dist_dir(configured: Path | None) -> Path:
+    return (configured or CHECKOUT_DIST).resolve()
 
 
 def is_built(dist: Path) -> bool:
     return (dist / "index.html").is_file()
 
 
-def route_handlers(dist: Path | None = None) -> list:
-    """The handlers that serve the UI from `dist` (default: UI_DIST_DIR, else the checkout's)."""
-    dist = dist or dist_dir()
+def route_handlers(configured: Path | None) -> list:
+    """The handlers that serve the UI from `configured` (UI_DIST_DIR), else the checkout's build."""
+    dist = dist_dir(configured)
     if not is_built(dist):
         log.warning("the web UI is not built in %s: %s", dist, BUILD_COMMAND)
 

@@ -1,5 +1,6 @@
 import { Component, useCallback, useEffect, useState, type ReactNode } from "react";
-import { api, describeError, onSignedOut, setToken, type User } from "./api";
+import { api, onSignedOut, setToken, type User } from "./api";
+import { describeError } from "./messages";
 import { NotificationsContext, useLiveNotifications, useNotifications } from "./notifications";
 import { Accounts } from "./pages/Accounts";
 import { Admin } from "./pages/Admin";

@@ -162,31 +162,3 @@ export function newIdempotencyKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
-
-/** What went wrong, in words for the person at the screen. */
-export function describeError(error: unknown): string {
-  if (error instanceof Unreachable) return error.message;
-  if (error instanceof ApiError) {
-    if (error.status >= 500) return `The bank is having trouble right now: ${error.detail} Try again soon.`;
-    return sentence(error.detail);
-  }
-  return "Something went wrong in this page. Reload it and try again.";
-}
-
-export function sentence(text: string): string {
-  const trimmed = text.trim();
-  if (!trimmed) return trimmed;
-  const capital = trimmed[0]!.toUpperCase() + trimmed.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
-}
-
-const REASONS: Record<string, string> = {
-  insufficient_funds: "Insufficient funds: the account does not hold enough money.",
-  account_not_found: "Unknown account: that account does not exist or is not yours.",
-  recipient_not_found: "Unknown account: no account has that number.",
-  currency_mismatch: "Currency mismatch: the two accounts hold different currencies.",
-};
-
-export function reasonText(reason: string | null): string {
-  return (reason && REASONS[reason]) ?? sentence((reason ?? "refused").replace(/_/g, " "));
-}

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
-import { allPages, api, describeError, reasonText, type Account } from "../api";
+import { allPages, api, type Account } from "../api";
+import { describeError, reasonText } from "../messages";
 import { formatMoney } from "../money";
 import { Alert, Field, Link, useLoad } from "../ui";
 import { checkOpenAccount, type FieldErrors } from "../validation";

@@ -1,4 +1,5 @@
-import { allPages, api, describeError } from "../api";
+import { allPages, api } from "../api";
+import { describeError } from "../messages";
 import { Alert, formatTime, useLoad } from "../ui";
 import { AccountTable, useAccounts } from "./Accounts";
 

@@ -1,25 +1,8 @@
 import { useState, type FormEvent } from "react";
-import { api, ApiError, describeError, type User } from "../api";
+import { api, type User } from "../api";
+import { logInProblem, signUpProblem } from "../messages";
 import { Alert, Field, Link } from "../ui";
-import { retryAfterText, validateLogIn, validateSignUp, type FieldErrors } from "../validation";
-
-function logInProblem(error: unknown): string {
-  if (error instanceof ApiError && error.status === 429) {
-    return `Too many log-in attempts for this email. ${retryAfterText(error.retryAfter)}`;
-  }
-  if (error instanceof ApiError && error.status === 401) return "The email or the password is wrong.";
-  return describeError(error);
-}
-
-function signUpProblem(error: unknown): { message: string; fields: FieldErrors } {
-  if (error instanceof ApiError && error.code === "email_taken") {
-    return { message: "", fields: { email: "An account with this email already exists. Log in instead." } };
-  }
-  if (error instanceof ApiError && error.status === 400 && error.fields.password) {
-    return { message: "", fields: { password: "The password is too short: use at least 12 characters." } };
-  }
-  return { message: describeError(error), fields: error instanceof ApiError ? error.fields : {} };
-}
+import { validateLogIn, validateSignUp, type FieldErrors } from "../validation";
 
 export function LogIn({ onToken, notice }: { onToken: (token: string) => Promise<void>; notice?: string }) {
   const [email, setEmail] = useState("");

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { api, describeError, reasonText, type Page, type Posting, type Transaction } from "../api";
+import { api, type Page, type Posting, type Transaction } from "../api";
+import { describeError, reasonText } from "../messages";
 import { formatMoney } from "../money";
 import { Alert, Field, formatTime, Link, useLoad } from "../ui";
 import { accountName } from "./Accounts";

@@ -1,36 +1,13 @@
-import { useRef, useState, type FormEvent } from "react";
-import { api, ApiError, describeError, newIdempotencyKey, reasonText, Unreachable, type Transaction } from "../api";
+import { useState, type FormEvent } from "react";
+import { api } from "../api";
+import { describeError, reasonText } from "../messages";
+import { OneKeyPerMovement, type Outcome } from "../movement";
 import { formatMoney } from "../money";
 import { Alert, Field } from "../ui";
 import { checkMove, type FieldErrors, type MoveForm, type MoveType } from "../validation";
 import { accountName, useAccounts } from "./Accounts";
 
-type Outcome =
-  | { kind: "completed"; transaction: Transaction }
-  | { kind: "rejected"; transaction: Transaction }
-  | { kind: "pending"; text: string }
-  | { kind: "failed"; text: string };
-
 const VERBS: Record<MoveType, string> = { deposit: "Deposit", withdrawal: "Withdrawal", transfer: "Transfer" };
-
-function outcomeOf(transaction: Transaction): Outcome {
-  if (transaction.status === "completed") return { kind: "completed", transaction };
-  if (transaction.status === "rejected") return { kind: "rejected", transaction };
-  return { kind: "pending", text: "Pending: it will finish shortly. Check again to see its outcome." };
-}
-
-function failureOf(error: unknown): Outcome {
-  if (error instanceof ApiError && error.status === 503) {
-    return { kind: "pending", text: "Pending: the bank is busy and it will finish shortly. Check again to see its outcome." };
-  }
-  if (error instanceof Unreachable) {
-    return { kind: "pending", text: `${error.message} If it went through, checking again shows it; it never moves money twice.` };
-  }
-  return { kind: "failed", text: describeError(error) };
-}
-
-/** A definitive answer ends the movement; after any other, sending again must reuse its key. */
-const isFinal = (outcome: Outcome) => outcome.kind === "completed" || outcome.kind === "rejected";
 
 export function MoveMoney({ version }: { version: number }) {
   const [done, setDone] = useState(0);
@@ -39,36 +16,25 @@ export function MoveMoney({ version }: { version: number }) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [outcome, setOutcome] = useState<Outcome | null>(null);
   const [busy, setBusy] = useState(false);
-  // One key per movement the person means: kept across double clicks and retries, renewed when
-  // the form changes or the bank gave its final answer.
-  const key = useRef(newIdempotencyKey());
-  const sending = useRef(false);
+  const [keys] = useState(() => new OneKeyPerMovement());
 
   const accountId = form.accountId || String(accounts.data?.[0]?.id ?? "");
   const update = (change: Partial<MoveForm>) => {
-    key.current = newIdempotencyKey();
+    keys.changed();
     setOutcome(null);
     setForm({ ...form, accountId, ...change });
   };
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    if (sending.current) return;
     const checked = checkMove({ ...form, accountId });
     setErrors(checked.ok ? {} : checked.errors);
     if (!checked.ok) return;
-    sending.current = true;
     setBusy(true);
-    let result: Outcome;
-    try {
-      result = outcomeOf(await api.moveMoney(checked.value, key.current));
-    } catch (error) {
-      result = failureOf(error);
-    }
-    if (isFinal(result)) key.current = newIdempotencyKey();
+    const result = await keys.send((key) => api.moveMoney(checked.value, key));
+    if (result === null) return;
     setOutcome(result);
     setDone((n) => n + 1);
-    sending.current = false;
     setBusy(false);
   }
 

@@ -1,5 +1,6 @@
 import { useState } from "react";
-import { api, describeError, type Notification } from "../api";
+import { api, type Notification } from "../api";
+import { describeError } from "../messages";
 import { useNotifications } from "../notifications";
 import { Alert, formatTime, useLoad } from "../ui";
 
