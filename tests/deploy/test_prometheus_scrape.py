@@ -30,19 +30,6 @@ SCRAPE_INTERVAL = "1s"
 # What Grafana puts for the variables with "All" picked, and for $__rate_interval at a 1 s scrape.
 VARIABLES = {"$namespace": ".*", "$role": ".*", "$__rate_interval": "1m"}
 
-# Metrics the dashboards query that this branch's code does not produce yet: their panels must
-# evaluate, and are not required to return series. Delete each entry when its track lands.
-AWAITING = {
-    # obs-logs (issue 8, part 1)
-    "http_requests_in_progress",
-    "db_pool_size",
-    "db_pool_checked_out",
-    "db_pool_waiting",
-    "microbank_build_info",
-    # hostile (issue 11, hostile input)
-    "login_attempts_total",
-    "signups_total",
-}
 # Produced only in a cluster, by kube-state-metrics.
 OUTSIDE = {"kube_pod_container_status_restarts_total"}
 # Panels of counters a healthy bank never increments in a short run: the metric must be declared
@@ -199,18 +186,13 @@ def test_every_panel_query_returns_series(after_traffic: Prometheus, dashboard: 
     result = after_traffic.query(grafana_would_send(expr))
 
     metrics = metrics_of(expr)
-    if metrics & (AWAITING | OUTSIDE):
+    if metrics & OUTSIDE:
         return
     if QUIET.get(panel) in metrics and not result:
         known = after_traffic.api("metadata", metric=family(QUIET[panel]))
         assert known, f"{dashboard} / {panel}: no process declares {QUIET[panel]}"
         return
     assert result, f"{dashboard} / {panel}: no series for {expr}"
-
-
-def test_the_awaited_metrics_are_still_missing(after_traffic: Prometheus) -> None:
-    produced = {m for m in AWAITING if after_traffic.api("metadata", metric=m)}
-    assert not produced, f"now produced, delete from AWAITING: {sorted(produced)}"
 
 
 @pytest.mark.parametrize("alert", alerts.ALERTS, ids=lambda a: a.name)
