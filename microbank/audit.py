@@ -39,7 +39,11 @@ class AuditReport:
 
 
 def run_audit(settings: Settings) -> AuditReport:
-    urls = {name: settings.database_url(name) for name in DOMAINS}
+    return audit_databases({name: settings.database_url(name) for name in DOMAINS})
+
+
+def audit_databases(urls: dict[str, str]) -> AuditReport:
+    """The audit of the four databases at `urls`, by domain."""
     report = AuditReport()
     # Opening a SQLite file that is not there would create an empty one in the wrong place.
     if missing := [str(path) for path in map(sqlite_file, urls.values()) if path and not path.exists()]:

@@ -21,7 +21,11 @@ from microbank.transactions.schemas import TransactionOut, TransactionRequest
 
 IdempotencyKey = Annotated[
     str | None,
-    HeaderParameter(name="Idempotency-Key", description="required: a repeat with the same key moves money once"),
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=True,
+        description="at most 255 printable characters; a repeat with the same key moves money once",
+    ),
 ]
 
 TransactionStatus = Literal["pending", "completed", "rejected"]

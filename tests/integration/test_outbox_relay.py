@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from microbank.platform.db import Database
 from microbank.platform.events import USER_REGISTERED, Recipient, new_event
-from microbank.platform.outbox import OutboxRelay, add_event
+from microbank.platform.outbox import DELIVERY_LEASE, POLL_INTERVAL, OutboxRelay, add_event
 from microbank.users.models import outbox
 from tests.fakes import BrokenSink, RecordingSink, StalledSink
 
@@ -96,3 +96,30 @@ def test_replicas_relaying_together_deliver_each_event_once(users_db: Database) 
     delivered = [event_id for sink in sinks for event_id in sink.delivered]
     assert sorted(delivered) == sorted(event_ids)
     assert all(sink.delivered for sink in sinks), "every replica took a share"
+
+
+def test_a_dead_relays_batch_is_taken_over_by_a_running_replica_once_its_lease_runs_out(
+    users_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event_ids = write_events(users_db, 50)
+    stalled, replica_sink = StalledSink(), RecordingSink()
+
+    async def die_mid_delivery_then_take_over() -> float:
+        dead = asyncio.create_task(OutboxRelay(users_db, outbox, stalled).run())
+        while not stalled.reached.is_set():
+            await asyncio.sleep(0.01)
+        dead.cancel()  # a cancelled relay keeps its lease, as a SIGKILLed one does
+        died = time.monotonic()
+        replica = asyncio.create_task(OutboxRelay(users_db, outbox, replica_sink).run())
+        while len(replica_sink.delivered) < len(event_ids) and time.monotonic() - died < 30:
+            await asyncio.sleep(0.05)
+        replica.cancel()
+        return time.monotonic() - died
+
+    taken_over = asyncio.run(die_mid_delivery_then_take_over())
+
+    assert sorted(replica_sink.delivered) == sorted(event_ids)
+    lease = DELIVERY_LEASE.total_seconds()
+    assert lease - 0.5 <= taken_over < lease + POLL_INTERVAL + 5, taken_over  # not before the lease; soon after
+    with capsys.disabled():
+        print(f"\na dead relay's batch taken over after {taken_over:.2f}s (lease {lease:.0f}s)")
