@@ -24,8 +24,7 @@ RABBITMQ_METRICS = "/metrics/per-object"
 def role_ports() -> dict[str, int]:
     from microbank.roles import ROLES
 
-    # The ui role arrives with the web UI; until then it keeps the port the manifests give it.
-    return {role: ROLES[role].port if role in ROLES else 8080 for role in SPLIT_ROLES}
+    return {role: ROLES[role].port for role in SPLIT_ROLES}
 
 
 def _static(job: str, targets: Mapping[str, str], interval: str, path: str = "/metrics") -> dict[str, Any]:
