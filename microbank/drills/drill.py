@@ -280,8 +280,8 @@ class Drill:
         report: TrafficReport = result["report"]
         audit = audit_databases(self.stack.database_urls)
         findings = [f"{f.kind} {f.target} was not carried out: {f.detail}" for f in faults if f.ended is None]
-        findings += self.check(report)
-        findings += self.internal_errors()
+        findings += check_against_clients(self.books, report)
+        findings += logged_500s({name: process.log for name, process in self.stack.roles.items()})
         money = (report.net_money_in(), self.balances())
         if money[0] != money[1] and not report.unanswered:
             findings.append(f"the balances add up to {money[1]}, the clients were told {money[0]} came in")
@@ -333,38 +333,40 @@ class Drill:
             time.sleep(POLL_SECONDS)
         return None
 
-    def check(self, traffic: TrafficReport) -> list[str]:
-        """What the audit cannot know: the books against what the clients were told."""
-        findings = [
-            f"{o.operation} ended {o.label} after {o.attempts} attempts (no answer or an unexplained 5xx)"
-            for o in traffic.unexplained
-        ]
-        answered = {t["id"]: t for t in traffic.acknowledged}
-        sql = "SELECT id, status, amount_minor FROM transactions WHERE id IN :ids"
-        booked = {row.id: row for row in self.books.rows("transactions", sql, ids=list(answered))} if answered else {}
-        for transaction_id, told in answered.items():
-            row = booked.get(transaction_id)
-            if row is None:
-                findings.append(f"transaction {transaction_id} was acknowledged but is not in the books")
-            elif (row.status, format_minor(row.amount_minor)) != (told["status"], told["amount"]):
-                findings.append(
-                    f"transaction {transaction_id} was answered {told['status']} {told['amount']},"
-                    f" booked {row.status} {format_minor(row.amount_minor)}"
-                )
-        return findings
-
-    def internal_errors(self) -> list[str]:
-        """500s a client may never see (a role's call to another role): each role logs them."""
-        findings = []
-        for name, process in self.stack.roles.items():
-            lines = [line for line in process.log.read_text(errors="replace").splitlines() if UNHANDLED in line]
-            if lines:
-                findings.append(f"{name} answered {len(lines)} requests with a 500, the first: {lines[0][-120:]}")
-        return findings
-
     def balances(self) -> Decimal:
         total = self.books.value("accounts", "SELECT COALESCE(sum(balance_minor), 0) FROM accounts")
         return Decimal(format_minor(int(total)))
+
+
+def check_against_clients(books: Books, traffic: TrafficReport) -> list[str]:
+    """What the audit cannot know: the books against what the clients were told."""
+    findings = [
+        f"{o.operation} ended {o.label} after {o.attempts} attempts (no answer or an unexplained 5xx)"
+        for o in traffic.unexplained
+    ]
+    answered = {t["id"]: t for t in traffic.acknowledged}
+    sql = "SELECT id, status, amount_minor FROM transactions WHERE id IN :ids"
+    booked = {row.id: row for row in books.rows("transactions", sql, ids=list(answered))} if answered else {}
+    for transaction_id, told in answered.items():
+        row = booked.get(transaction_id)
+        if row is None:
+            findings.append(f"transaction {transaction_id} was acknowledged but is not in the books")
+        elif (row.status, format_minor(row.amount_minor)) != (told["status"], told["amount"]):
+            findings.append(
+                f"transaction {transaction_id} was answered {told['status']} {told['amount']},"
+                f" booked {row.status} {format_minor(row.amount_minor)}"
+            )
+    return findings
+
+
+def logged_500s(logs: dict[str, Path]) -> list[str]:
+    """500s a client may never see (a role's call to another role): each role logs them."""
+    findings = []
+    for name, log in logs.items():
+        lines = [line for line in log.read_text(errors="replace").splitlines() if UNHANDLED in line]
+        if lines:
+            findings.append(f"{name} answered {len(lines)} requests with a 500, the first: {lines[0][-120:]}")
+    return findings
 
 
 def _terminate(admin_url: str, database: str) -> int:
