@@ -33,6 +33,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._reading_head = False
         self._head_bytes = 0
+        self._parsed_bytes = 0
         self._refusal: _HeadRefused | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -48,13 +49,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._reading_head = True
         self._head_bytes = 0
+        self._parsed_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_bytes += len(url)
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # A head that arrived in one read is parsed whole before data_received can count it.
+        self._parsed_bytes += len(name) + len(value) + 4
+        if self._parsed_bytes > MAX_HEAD_BYTES:
+            self._refuse_in_parser(f"the request head is larger than {MAX_HEAD_BYTES} bytes")
         if len(self.headers) >= MAX_HEADERS:
-            # Raised inside the parser, which stops and reports it through send_400_response.
-            self._refusal = _HeadRefused(f"the request has more than {MAX_HEADERS} headers")
-            raise self._refusal
+            self._refuse_in_parser(f"the request has more than {MAX_HEADERS} headers")
         super().on_header(name, value)
+
+    def _refuse_in_parser(self, detail: str) -> None:
+        """Raised inside the parser, which stops and reports it through send_400_response."""
+        self._refusal = _HeadRefused(detail)
+        raise self._refusal
 
     def on_headers_complete(self) -> None:
         self._reading_head = False

@@ -279,6 +279,21 @@ def test_a_transfer_to_a_missing_account_is_refused(bank):
     assert len(bank.statement(headers, account["id"])) == 1
 
 
+@pytest.mark.parametrize("recipient", ["missing", "other-currency"])
+def test_a_transfer_from_an_empty_account_says_insufficient_funds_whatever_the_recipient(bank, recipient):
+    """The caller's own side is checked first, so an empty account cannot probe which ids exist."""
+    _, headers = bank.customer()
+    account = bank.open_account(headers)
+    to = 424242 if recipient == "missing" else bank.open_account(headers, "savings", currency="EUR")["id"]
+
+    response = bank.move(
+        headers, {"account_id": account["id"], "type": "transfer", "amount": "5.00", "to_account_id": to}
+    )
+
+    assert response.status_code == 201, response.text
+    assert (response.json()["status"], response.json()["reason"]) == ("rejected", "insufficient_funds")
+
+
 @pytest.mark.parametrize("same_owner", [True, False], ids=["own-accounts", "another-customer"])
 def test_a_transfer_between_currencies_is_refused(bank, same_owner):
     _, ann = bank.customer(name="Ann Lee")
