@@ -384,8 +384,9 @@ def _terminate(admin_url: str, database: str) -> int:
         engine.dispose()
 
 
-def run_drill(config: DrillConfig, *, out: TextIO | None = sys.stderr) -> DrillReport:
-    log_dir = Path(tempfile.mkdtemp(prefix="mbdrill-"))
+def run_drill(config: DrillConfig, *, out: TextIO | None = sys.stderr, log_dir: Path | None = None) -> DrillReport:
+    """The drill; the roles' logs stay in `log_dir` (a new temporary directory by default)."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="mbdrill-"))
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     with (
         RabbitNode(prometheus=False) as broker,
