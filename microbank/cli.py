@@ -1,4 +1,5 @@
-"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | traffic | drill."""
+"""The microbank command: serve | migrate | dev | audit | recover | grant-admin | keys | exports | monitoring |
+traffic | drill."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ log = logging.getLogger("microbank")
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from microbank.platform.server import BoundedHttpToolsProtocol
     from microbank.roles import create_app, role_named, runs_consumers
 
     role = role_named(settings.role)
@@ -37,8 +39,12 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=port,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers write through the process's own handler (platform/logging.py); the
+        # access line is the platform's, with the request id and the route template.
+        log_config=None,
         access_log=False,
         proxy_headers=True,
+        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=10,
     )
 
@@ -182,6 +188,24 @@ def asyncapi() -> str:
     return json.dumps(json.loads(app.schema.to_specification().to_json()), indent=2, sort_keys=True)
 
 
+def monitoring(output_dir: str) -> int:
+    """Write the dashboards, alert rules, scrape configs and Grafana provisioning under `output_dir`."""
+    from microbank.monitoring.files import generated
+
+    try:
+        files = generated()
+    except ImportError as exc:  # the generator's libraries are development tools
+        raise ConfigError(
+            f"microbank monitoring needs the development extras (pip install -e '.[dev]'): {exc}"
+        ) from None
+    for path, text in files.items():
+        target = Path(output_dir) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f"wrote {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microbank", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,17 +256,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server the drill may create (and drop) its databases on",
     )
+    watch = commands.add_parser("monitoring", help="write the dashboards, alert rules and scrape configs")
+    watch.add_argument("--output-dir", default=".", help="the repository to write them into (default: here)")
     admin = commands.add_parser("grant-admin", help="give a user the admin role")
     admin.add_argument("email")
     return parser
 
 
+# What deployments run writes JSON lines for a log collector; what people run, readable lines.
+_JSON_LOGS_BY_DEFAULT = ("serve", "migrate")
+
+
+def configure_logging(command: str, settings: Settings) -> None:
+    from microbank.platform.logging import configure_logging as configure
+
+    default = "json" if command in _JSON_LOGS_BY_DEFAULT else "console"
+    role = "all" if command == "dev" else settings.role
+    configure(level=settings.log_level, log_format=settings.log_format or default, role=role)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Alembic narrates every migration context it opens, and /readyz opens one per probe.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"microbank: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.command, settings)
     try:
         if args.command == "serve":
             serve(settings)
@@ -270,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from microbank.drills import drill
 
             return drill.main(args)
+        elif args.command == "monitoring":
+            return monitoring(args.output_dir)
         elif args.command == "grant-admin":
             grant_admin(settings, args.email)
     except (ConfigError, DomainError) as exc:

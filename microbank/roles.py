@@ -12,6 +12,7 @@ import anyio.to_thread
 from microbank.contracts import Ports
 from microbank.contracts.deposits import Deposits
 from microbank.contracts.postings import Ledger
+from microbank.platform import webui
 from microbank.platform.domain import Domain, Runtime, open_databases
 from microbank.platform.http import create_http_app
 from microbank.platform.outbox import EventSink
@@ -28,6 +29,8 @@ class Role:
     serves_api: bool = True
     # "with_broker": consume events from RabbitMQ when RABBIT_URL is set, else take them in process.
     consumes: Literal["never", "always", "with_broker"] = "never"
+    # The built web app at /, on the same origin as the API the role serves (if any).
+    serves_ui: bool = False
 
 
 ROLES = {
@@ -38,7 +41,8 @@ ROLES = {
         Role("transactions", ("transactions",), 8003),
         Role("notifications", ("notifications",), 8004),
         Role("notifier", ("notifications",), 8005, serves_api=False, consumes="always"),
-        Role("all", DOMAINS, 8000, consumes="with_broker"),
+        Role("ui", (), 8080, serves_api=False, serves_ui=True),
+        Role("all", DOMAINS, 8000, consumes="with_broker", serves_ui=True),
     )
 }
 
@@ -138,10 +142,12 @@ def create_app(settings: Settings, *, ports: Ports | None = None) -> Any:
     domains = load_domains(role)
     api = domains if role.serves_api else []
     consumers = [c for d in domains for c in d.consumers] if runs_consumers(role, settings) else []
+    public = webui.route_handlers(settings.ui_dist_dir) if role.serves_ui else []
     return create_http_app(
         name=role.name,
         runtime=runtime,
         route_handlers=[h for d in api for h in d.route_handlers],
         workers=[*(w for d in api for w in d.workers), *consumers],
         issues_tokens=any(d.issues_tokens for d in api),
+        public_handlers=public,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from microbank.contracts.deposits import OpeningDeposit, OpeningDepositRequest
@@ -86,7 +87,7 @@ class RecordingSink:
         self.pause = pause
         self.delivered: list[str] = []
 
-    async def deliver(self, events: list[BankEvent]) -> None:
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None:
         await asyncio.sleep(self.pause)
         self.delivered += [event.event_id for event in events]
 
@@ -97,7 +98,7 @@ class StalledSink:
     def __init__(self) -> None:
         self.reached = threading.Event()
 
-    async def deliver(self, events: list[BankEvent]) -> None:
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None:
         self.reached.set()
         await asyncio.sleep(3600)
 
@@ -105,7 +106,7 @@ class StalledSink:
 class BrokenSink:
     """A sink whose broker is unreachable."""
 
-    async def deliver(self, events: list[BankEvent]) -> None:
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None:
         raise ConnectionError("broker unreachable")
 
 

@@ -8,7 +8,8 @@
 # again: the databases keep the passwords they were created with), applies the kind overlay,
 # waits for every rollout and prints where the bank is.
 #
-# Needs kind, kubectl, and docker (or podman: CONTAINER_ENGINE=podman).
+# Needs kind, kubectl, helm (kube-prometheus-stack: Prometheus, Grafana and the CRDs the monitoring
+# objects are), and docker (or podman: CONTAINER_ENGINE=podman).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,11 +20,12 @@ ENGINE=${CONTAINER_ENGINE:-docker}
 INGRESS_NGINX_VERSION=${INGRESS_NGINX_VERSION:-v1.12.1}
 INGRESS_NGINX_MANIFEST=https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-${INGRESS_NGINX_VERSION}/deploy/static/provider/kind/deploy.yaml
 KUBECTL=(kubectl --context "kind-$CLUSTER")
+KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-65.1.0}
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'up.sh: %s\n' "$*" >&2; exit 1; }
 
-for tool in kind kubectl "$ENGINE"; do
+for tool in kind kubectl helm "$ENGINE"; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 [[ $ENGINE == podman ]] && export KIND_EXPERIMENTAL_PROVIDER=podman
@@ -38,6 +40,14 @@ fi
 say "ingress-nginx $INGRESS_NGINX_VERSION"
 "${KUBECTL[@]}" apply -f "$INGRESS_NGINX_MANIFEST" >/dev/null
 "${KUBECTL[@]}" -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+
+# The release name is the label deploy/monitoring's ServiceMonitors and rules carry; the sidecar
+# loads the dashboards' ConfigMaps from the microbank namespace too.
+say "kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION (Prometheus, Grafana, kube-state-metrics)"
+helm --kube-context "kind-$CLUSTER" upgrade --install kube-prometheus-stack kube-prometheus-stack \
+    --repo https://prometheus-community.github.io/helm-charts --version "$KUBE_PROMETHEUS_STACK_VERSION" \
+    --namespace monitoring --create-namespace --wait --timeout 600s \
+    --set alertmanager.enabled=false --set grafana.sidecar.dashboards.searchNamespace=ALL >/dev/null
 
 image_id() { "$ENGINE" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true; }
 before=$(image_id)
@@ -88,5 +98,6 @@ Next:
     kubectl -n $NAMESPACE get pods -o wide
     kubectl -n $NAMESPACE logs deployment/transactions --tail=20
     kubectl -n $NAMESPACE port-forward svc/rabbitmq 15672   # management UI; login: see the README
+    kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80   # dashboards: see the README
     deploy/kind/down.sh                                   # removes it all
 DONE

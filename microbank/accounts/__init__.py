@@ -10,7 +10,7 @@ from microbank.platform.outbox import relay_worker
 
 domain = Domain(
     name="accounts",
-    schema_revision="accounts_0003",
+    schema_revision="accounts_0004",
     route_handlers=[AccountController, InternalPostingsController],
     workers=[relay_worker("accounts", outbox)],
 )

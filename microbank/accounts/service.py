@@ -17,6 +17,7 @@ from microbank.platform.auth import Caller
 from microbank.platform.db import Database, utcnow
 from microbank.platform.errors import Conflict
 from microbank.platform.faults import crash_point
+from microbank.platform.logging import bind
 from microbank.platform.money import AmountIn, to_minor
 from microbank.platform.outbox import add_event
 from microbank.platform.ownership import owned_row
@@ -90,6 +91,7 @@ def apply_postings(*, db: Database, request: PostingsRequest) -> PostingsOutcome
 
     A repeat, or a concurrent duplicate that loses the race, gets the first outcome back.
     """
+    bind(transaction_id=request.transaction_id, user_id=request.user_id)
     try:
         outcome = db.run(partial(_apply_once, request=request))
     except Conflict:

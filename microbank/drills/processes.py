@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 MICROBANK = Path(sys.executable).parent / "microbank"
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 60.0
 
 
 class RoleFailed(RuntimeError):

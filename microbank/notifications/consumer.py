@@ -16,7 +16,7 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
 from prometheus_client import Counter
 
-from microbank.notifications.service import store_notifications
+from microbank.notifications.service import log_handled, store_notifications
 from microbank.platform.broker import NOTIFICATIONS_QUEUE
 from microbank.platform.consuming import (
     connect_when_available,
@@ -128,7 +128,10 @@ def build_notifier(*, url: str, db: Database) -> RabbitBroker:
     async def notify(event: BankEvent, message: RabbitMessage) -> None:
         new = await batches.store(event)
         await message.ack()
-        NOTIFIER_MESSAGES.labels("stored" if new else "duplicate").inc()
+        outcome = "stored" if new else "duplicate"
+        NOTIFIER_MESSAGES.labels(outcome).inc()
+        # The raw message's: FastStream makes up a correlation id for a message that has none.
+        log_handled(event, message.raw_message.correlation_id, outcome)
 
     return broker
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import anyio.to_thread
@@ -13,6 +14,8 @@ from microbank.platform.auth import Caller
 from microbank.platform.db import Database, per_dialect, utcnow
 from microbank.platform.events import BankEvent, Recipient
 from microbank.platform.ownership import owned_row
+
+log = logging.getLogger("microbank.notifier")
 
 NOTIFICATIONS_STORED = Counter("notifications_stored_total", "Notifications stored, one per recipient of an event")
 EVENT_LAG = Histogram(
@@ -118,5 +121,20 @@ class LocalNotifier:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def deliver(self, events: list[BankEvent]) -> None:
-        await anyio.to_thread.run_sync(lambda: store_notifications(db=self.db, events=events))
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None:
+        new = await anyio.to_thread.run_sync(lambda: store_notifications(db=self.db, events=events))
+        for event, request_id in zip(events, request_ids, strict=True):
+            log_handled(event, request_id, "stored" if event.event_id in new else "duplicate")
+
+
+def log_handled(event: BankEvent, request_id: str | None, outcome: str) -> None:
+    """The one line per event handled, with the id of the request the event came from."""
+    if log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": request_id,
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "transaction_id": event.transaction_id,
+            "outcome": outcome,
+        }
+        log.info("%s %s", event.event_type, outcome, extra=fields)

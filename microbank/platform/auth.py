@@ -18,6 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from microbank.platform.errors import Forbidden, Unauthenticated
+from microbank.platform.logging import bind
 from microbank.platform.settings import ConfigError
 
 ISSUER = "microbank"
@@ -162,6 +163,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("an 'Authorization: Bearer <token>' header is required")
         caller = self.verifier.verify(token.strip())
+        bind(user_id=caller.user_id)
         return AuthenticationResult(user=caller, auth=token)
 
 

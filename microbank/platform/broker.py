@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,10 +194,11 @@ class RabbitSink:
         self._connection: AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
-    async def deliver(self, events: list[BankEvent]) -> None:
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None:
         exchange = self._exchange or await self._connect()
         publishes = (
-            exchange.publish(_message(event), routing_key=event.event_type, mandatory=True) for event in events
+            exchange.publish(_message(event, request_id), routing_key=event.event_type, mandatory=True)
+            for event, request_id in zip(events, request_ids, strict=True)
         )
         async with asyncio.timeout(PUBLISH_TIMEOUT):
             await asyncio.gather(*publishes)
@@ -214,11 +216,13 @@ class RabbitSink:
             await self._connection.close()
 
 
-def _message(event: BankEvent) -> aio_pika.Message:
+def _message(event: BankEvent, request_id: str | None) -> aio_pika.Message:
     return aio_pika.Message(
         encode_event(event),
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=event.event_id,
+        # The request the event came from, so the consumer logs the id the request was logged with.
+        correlation_id=request_id,
         content_type="application/json",
         timestamp=event.occurred_at,
     )

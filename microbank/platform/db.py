@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -59,6 +62,29 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class WaitCountingPool(QueuePool):
+    """A QueuePool that counts the callers inside checkout, for db_pool_waiting: a checkout that
+    finds a connection takes microseconds, so those a scrape sees are those waiting for one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0
+        self._waiting_lock = threading.Lock()
+
+    def _do_get(self) -> Any:
+        with self._waiting_lock:
+            self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            with self._waiting_lock:
+                self.waiting -= 1
+
+
+# SQLAlchemy names a pool's logger after its class, and quiets only the loggers under its own name.
+logging.getLogger(f"{__name__}.{WaitCountingPool.__name__}").setLevel(logging.WARNING)
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -67,6 +93,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     return create_engine(
         url,
+        poolclass=WaitCountingPool,
         pool_size=pool_size,
         max_overflow=0,
         # Fail fast under overload rather than queueing requests behind a stalled pool.

@@ -47,6 +47,11 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class TooManyRequests(DomainError):
     """Refused for now: the client may try again after `retry_after` seconds."""
 

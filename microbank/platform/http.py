@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,9 +23,12 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from microbank.platform.admission import EXEMPT, Admission, AdmissionMiddleware
 from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
+from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
-from microbank.platform.metrics import instrument, metrics
+from microbank.platform.logging import end_request, request_id_from, start_request
+from microbank.platform.metrics import CONNECTION_POOLS, instrument, metrics, record_build
+from microbank.platform.openapi import complete_document, document_refusals
 from microbank.platform.settings import ConfigError, Settings
 
 log = logging.getLogger("microbank.http")
@@ -46,24 +48,16 @@ def domain_error_response(_: Request, exc: DomainError) -> Response:
 
 def validation_error_response(_: Request, exc: ValidationException) -> Response:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        {"field": _field_of(item), "message": item.get("message", ""), "source": item.get("source")}
-        for item in extra
-        if isinstance(item, dict)
-    ]
+    errors = [_named(item) for item in extra if isinstance(item, dict)]
     return Response(error_body(400, "invalid_request", exc.detail, errors), status_code=400)
 
 
-# msgspec names a missing or unknown key only in its message ("Object missing required field
-# `email`"), while Litestar reports the handler's parameter ("data") as the key.
-_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
-
-
-def _field_of(item: dict) -> str:
-    key = item.get("key") or "body"
-    if key == "data" and (named := _FIELD_IN_MESSAGE.search(item.get("message", ""))):
-        return named.group(1)
-    return key
+def _named(item: dict) -> dict:
+    """Bodies are decoded (and their fields named) by StrictRequest; what reaches Litestar's own
+    validation as "data" is a body that was never sent."""
+    if item.get("key") == "data":
+        return {"field": "body", "message": "a JSON body is required", "source": "body"}
+    return {"field": item.get("key") or "request", "message": item.get("message", ""), "source": item.get("source")}
 
 
 _HTTP_CODES = {
@@ -127,9 +121,11 @@ def create_http_app(
     route_handlers: Sequence[Any] = (),
     workers: Sequence[Worker] = (),
     issues_tokens: bool = False,
+    public_handlers: Sequence[Any] = (),
 ) -> Any:
     """The ASGI app of a role: its domains' routes on the runtime's databases and ports, health,
-    readiness and metrics, and its workers running for as long as the app does."""
+    readiness and metrics, and its workers running for as long as the app does. Public handlers
+    (the web UI's files) need no token, so a role serving only them needs no key to check one."""
     settings = runtime.settings
     _size_worker_threads(settings.max_in_flight)
     openapi = _openapi(name)
@@ -145,8 +141,12 @@ def create_http_app(
         middleware.append(DefineMiddleware(BearerAuthMiddleware, verifier=verifier, exclude=exclude))
     middleware.append(AdmissionMiddleware(admission))
 
+    record_build(name)
+
     @asynccontextmanager
     async def run_workers(_: Litestar) -> AsyncIterator[None]:
+        for database in runtime.databases.values():
+            CONNECTION_POOLS.watch(database)
         tasks = [asyncio.create_task(worker(runtime), name=getattr(worker, "__name__", "worker")) for worker in workers]
         try:
             yield
@@ -154,19 +154,55 @@ def create_http_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for database in runtime.databases.values():
+                CONNECTION_POOLS.forget(database)
             await close_runtime(runtime)
 
     app = Litestar(
-        route_handlers=[healthz, readyz, metrics, *route_handlers],
+        route_handlers=[healthz, readyz, metrics, *route_handlers, *public_handlers],
         state=State({"runtime": runtime, "token_issuer": issuer, "settings": settings}),
         lifespan=[run_workers],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi,
+        request_class=StrictRequest,
         request_max_body_size=64 * 1024,
+        # The process's logging is platform/logging.py's; Litestar's own would add a second format.
+        logging_config=None,
         debug=False,
     )
-    return instrument(app)
+    document_refusals(app)
+    complete_document(app)
+    return with_request_ids(instrument(app))
+
+
+_REQUEST_ID = b"x-request-id"
+
+
+def with_request_ids(app: Any) -> Any:
+    """Each request runs with its request id in the log context and answers with it in
+    X-Request-ID: the caller's own (see request_id_from), or a fresh one."""
+
+    async def request_ids(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == _REQUEST_ID), None)
+        request_id = request_id_from(given)
+        echoed = (_REQUEST_ID, request_id.encode())
+
+        async def send_with_request_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), echoed]
+            await send(message)
+
+        token = start_request(request_id)
+        try:
+            await app(scope, receive, send_with_request_id)
+        finally:
+            end_request(token)
+
+    return request_ids
 
 
 def _size_worker_threads(count: int) -> None:

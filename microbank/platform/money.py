@@ -21,8 +21,9 @@ CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": 
 # has already turned into an int or a binary float.
 AmountIn = str | int | float
 
-# ASCII digits only: Python's Decimal() would also take "1_000" or non-Latin digits.
-_DECIMAL_STRING = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+# ASCII digits only and nothing around them: Python's Decimal() would also take "1_000",
+# non-Latin digits, " 5 " or "+5". A minus is read, so that "-5" is refused for what it is.
+_DECIMAL_STRING = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def to_minor(value: AmountIn | Decimal, *, field: str = "amount", allow_zero: bool = False) -> int:
@@ -42,8 +43,8 @@ def to_minor(value: AmountIn | Decimal, *, field: str = "amount", allow_zero: bo
 
 
 def _as_decimal(value: AmountIn | Decimal, field: str) -> Decimal:
-    if isinstance(value, str) and _DECIMAL_STRING.fullmatch(value.strip()):
-        return Decimal(value.strip())
+    if isinstance(value, str) and _DECIMAL_STRING.fullmatch(value):
+        return Decimal(value)
     if isinstance(value, float) and math.isfinite(value):
         # The shortest text that reads back as this float: 200.0 for 200.00, and
         # 0.30000000000000004 for 0.1 + 0.2, which then fails the two-decimal rule. Below

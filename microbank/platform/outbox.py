@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from microbank.platform.db import BigIntId, Database, UTCDateTime, after_commit, utcnow
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.events import BankEvent, decode_event, encode_event
+from microbank.platform.logging import MAX_REQUEST_ID_LENGTH, current_request_id
 from microbank.platform.retry import FailureLog
 
 if TYPE_CHECKING:
@@ -59,7 +61,8 @@ EVENT_PUBLISH_FAILURES = Counter(
 
 def outbox_table(metadata: MetaData) -> Table:
     """The outbox table of a domain database; the relay finds unsent rows by (published_at, id)
-    and leases a batch to itself with claimed_until while it delivers it."""
+    and leases a batch to itself with claimed_until while it delivers it. request_id is the
+    request the event came from, for the consumers' log lines (none for a worker's event)."""
     return Table(
         "outbox",
         metadata,
@@ -70,6 +73,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
         Column("published_at", UTCDateTime(), nullable=True),
         Column("claimed_until", UTCDateTime(), nullable=True),
+        Column("request_id", String(MAX_REQUEST_ID_LENGTH), nullable=True),
         Index("ix_outbox_published_at_id", "published_at", "id"),
     )
 
@@ -84,15 +88,17 @@ def add_event(connection: Connection | Session, outbox: Table, event: BankEvent)
         "routing_key": event.event_type,
         "payload": encode_event(event).decode(),
         "created_at": event.occurred_at,
+        "request_id": current_request_id(),
     }
     connection.execute(outbox.insert(), row)
     after_commit(connection, partial(wake_relays, outbox))
 
 
 class EventSink(Protocol):
-    """Where the relay delivers events: the broker, or a consumer in the same process."""
+    """Where the relay delivers events: the broker, or a consumer in the same process. Each event
+    comes with the id of the request it came from, or None."""
 
-    async def deliver(self, events: list[BankEvent]) -> None: ...
+    async def deliver(self, events: list[BankEvent], request_ids: Sequence[str | None]) -> None: ...
 
 
 class RelayWakeup:
@@ -145,7 +151,7 @@ def relay_statements(outbox: Table) -> RelayStatements:
             lease=update(outbox)
             .where(outbox.c.id.in_(due.scalar_subquery()))
             .values(claimed_until=bindparam("claimed_until"))
-            .returning(outbox.c.id, outbox.c.payload),
+            .returning(outbox.c.id, outbox.c.payload, outbox.c.request_id),
             end_lease=update(outbox)
             .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
             .values(published_at=bindparam("published_at"), claimed_until=None),
@@ -203,7 +209,7 @@ class OutboxRelay:
             return 0
         ids = [row.id for row in rows]
         try:
-            await self.sink.deliver([decode_event(row.payload) for row in rows])
+            await self.sink.deliver([decode_event(row.payload) for row in rows], [row.request_id for row in rows])
         except Exception:
             EVENT_PUBLISH_FAILURES.labels(self.db.name).inc(len(rows))
             await anyio.to_thread.run_sync(self._end_lease, ids, None)

@@ -31,6 +31,8 @@ Cursor = Annotated[
 ]
 # Every id in a path or a query fits BIGINT, so the database never sees an out-of-range value.
 EntityId = Annotated[int, Parameter(ge=1, le=MAX_ID)]
+# Optional, as a filter: `EntityId | None` would lose the bounds.
+EntityIdFilter = Annotated[int | None, Parameter(ge=1, le=MAX_ID)]
 
 PAGE_HEADERS = [
     ResponseHeader(

@@ -55,6 +55,10 @@ class Settings:
     accounts_url: str
     transactions_url: str
     log_level: str
+    # "json" or "console"; None: the command's own (json for serve and migrate, console otherwise).
+    log_format: str | None
+    # The built web UI (UI_DIST_DIR); None: ui/dist of the checkout the package runs from.
+    ui_dist_dir: Path | None = None
 
     def database_url(self, domain: str) -> str:
         """DOMAIN_DATABASE_URL, else DATABASE_URL, else a SQLite file in the data directory (each URL
@@ -86,6 +90,13 @@ def _rabbit_topology() -> str:
     return mode
 
 
+def _log_format() -> str | None:
+    log_format = os.environ.get("LOG_FORMAT") or None
+    if log_format not in (None, "json", "console"):
+        raise ConfigError(f"LOG_FORMAT must be json or console, got {log_format!r}")
+    return log_format
+
+
 def load_settings() -> Settings:
     return Settings(
         role=os.environ.get("ROLE") or None,
@@ -105,4 +116,6 @@ def load_settings() -> Settings:
         accounts_url=os.environ.get("ACCOUNTS_URL", "http://127.0.0.1:8002"),
         transactions_url=os.environ.get("TRANSACTIONS_URL", "http://127.0.0.1:8003"),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        log_format=_log_format(),
+        ui_dist_dir=Path(os.environ["UI_DIST_DIR"]) if os.environ.get("UI_DIST_DIR") else None,
     )

@@ -12,7 +12,7 @@ from microbank.transactions.workers import recovery_loop
 
 domain = Domain(
     name="transactions",
-    schema_revision="transactions_0002",
+    schema_revision="transactions_0003",
     route_handlers=[TransactionController],
     workers=[recovery_loop, relay_worker("transactions", outbox)],
 )

@@ -5,26 +5,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
 from sqlalchemy import Row
 
 from microbank.contracts.postings import Ledger, TransactionType
 from microbank.platform.auth import AuthedRequest
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency, port_dependency
+from microbank.platform.errors import Invalid
 from microbank.platform.money import format_minor
-from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, Limit, page
+from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, EntityId, EntityIdFilter, Limit, page
 from microbank.transactions import service
 from microbank.transactions.schemas import TransactionOut, TransactionRequest
 
 IdempotencyKey = Annotated[
     str | None,
-    HeaderParameter(name="Idempotency-Key", description="required: a repeat with the same key moves money once"),
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=True,
+        description="at most 255 printable characters; a repeat with the same key moves money once",
+    ),
 ]
 
 TransactionStatus = Literal["pending", "completed", "rejected"]
+# Taken as text and read strictly: Litestar's lenient conversion would read a number as a Unix time.
+Instant = Annotated[str, Parameter(description="an RFC 3339 time, e.g. 2026-12-01T00:00:00Z")]
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return msgspec.convert(value, datetime, strict=True)
+    except msgspec.ValidationError:
+        raise Invalid(f"{field} must be an RFC 3339 time like 2026-12-01T00:00:00Z", field=field) from None
 
 
 def transaction_out(transaction: Row) -> TransactionOut:
@@ -76,11 +93,11 @@ class TransactionController(Controller):
         db: NamedDependency[Database],
         limit: FromQuery[Limit] = DEFAULT_LIMIT,
         cursor: FromQuery[Cursor] = None,
-        account_id: FromQuery[EntityId | None] = None,
+        account_id: FromQuery[EntityIdFilter] = None,
         type: FromQuery[TransactionType | None] = None,
         status: FromQuery[TransactionStatus | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: FromQuery[Instant | None] = None,
+        until: FromQuery[Instant | None] = None,
     ) -> Response[list[TransactionOut]]:
         rows = service.list_transactions(
             db=db,
@@ -90,8 +107,8 @@ class TransactionController(Controller):
             account_id=account_id,
             type=type,
             status=status,
-            since=since,
-            until=until,
+            since=_instant(since, "since"),
+            until=_instant(until, "until"),
         )
         return page(request, [transaction_out(t) for t in rows], limit=limit)
 

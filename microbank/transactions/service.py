@@ -25,6 +25,7 @@ from microbank.platform.auth import Caller
 from microbank.platform.db import Database, per_dialect, utcnow
 from microbank.platform.errors import Conflict, Invalid, Unavailable
 from microbank.platform.faults import crash_point
+from microbank.platform.logging import bind
 from microbank.platform.money import to_minor
 from microbank.platform.outbox import add_event
 from microbank.platform.ownership import owned_row
@@ -94,6 +95,7 @@ def validate_idempotency_key(key: str | None) -> str:
 def move_money(*, db: Database, ledger: Ledger, caller: Caller, key: str, movement: MoneyMovement) -> Row:
     """Deposit, withdraw or transfer once per idempotency key; the transaction as it ended."""
     transaction = record_pending(db=db, caller=caller, key=key, movement=movement)
+    bind(transaction_id=transaction.id)
     if transaction.status != "pending":
         return transaction
     try:

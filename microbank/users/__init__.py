@@ -7,7 +7,7 @@ from microbank.users.models import outbox
 
 domain = Domain(
     name="users",
-    schema_revision="users_0003",
+    schema_revision="users_0005",
     route_handlers=[UserController, AuthController],
     issues_tokens=True,
     workers=[relay_worker("users", outbox)],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
@@ -10,6 +10,7 @@ from litestar.params import FromQuery, JSONBody
 from microbank.platform.auth import PUBLIC, AuthedRequest, TokenIssuer, admin_only
 from microbank.platform.db import Database
 from microbank.platform.domain import database_dependency
+from microbank.platform.openapi import errors
 from microbank.platform.pagination import DEFAULT_LIMIT, PAGE_HEADERS, Cursor, Limit, page
 from microbank.users import service
 from microbank.users.models import User
@@ -25,11 +26,11 @@ class UserController(Controller):
     tags = ["users"]
     dependencies = {"db": database_dependency("users")}
 
-    @post("/", sync_to_thread=True, opt=PUBLIC, security=[], summary="Sign up")
+    @post("/", sync_to_thread=True, opt=PUBLIC, summary="Sign up")
     def sign_up(self, data: JSONBody[SignUp], db: NamedDependency[Database]) -> UserOut:
         return user_out(service.register_user(db=db, name=data.name, email=data.email, password=data.password))
 
-    @get("/me", sync_to_thread=True, summary="The caller's profile")
+    @get("/me", sync_to_thread=True, responses=errors(404), summary="The caller's profile")
     def me(self, request: AuthedRequest, db: NamedDependency[Database]) -> UserOut:
         return user_out(service.get_user(db=db, user_id=request.user.user_id))
 
@@ -56,8 +57,12 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"db": database_dependency("users")}
 
-    @post("/token", sync_to_thread=True, opt=PUBLIC, security=[], status_code=200, summary="Log in")
-    def issue_token(self, data: JSONBody[Credentials], db: NamedDependency[Database], state: State) -> AccessToken:
+    @post("/token", sync_to_thread=True, opt=PUBLIC, status_code=200, responses=errors(401, 429), summary="Log in")
+    def issue_token(
+        self, request: Request, data: JSONBody[Credentials], db: NamedDependency[Database], state: State
+    ) -> AccessToken:
         issuer: TokenIssuer = state.token_issuer
-        caller = service.authenticate(db=db, email=data.email, password=data.password)
+        # The address uvicorn reports: the peer's, or X-Forwarded-For's from a trusted proxy.
+        client = request.client.host if request.client else "unknown"
+        caller = service.authenticate(db=db, email=data.email, password=data.password, client=client)
         return AccessToken(access_token=issuer.issue(caller), token_type="bearer", expires_in=issuer.ttl_seconds)

@@ -28,13 +28,15 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class FailedLogins(Base):
-    """Log-in attempts per email in the current throttling window, for emails with and without an
-    account alike, so that throttling reveals nothing; a successful log-in removes the row."""
+class LoginAttempts(Base):
+    """Log-in attempts in the current throttling window, for emails with and without an account
+    alike, so that throttling reveals nothing: one row per email and client address, and one per
+    email from any address (client ""). A successful log-in removes the caller's rows."""
 
-    __tablename__ = "failed_logins"
+    __tablename__ = "login_attempts"
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
     attempts: Mapped[int]
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import case, delete, literal, select
 from sqlalchemy.orm import Session
 
@@ -15,16 +17,30 @@ from microbank.platform.errors import Conflict, Invalid, NotFound, TooManyReques
 from microbank.platform.outbox import add_event
 from microbank.platform.pagination import keyset
 from microbank.users.events import user_registered
-from microbank.users.models import FailedLogins, User, outbox
+from microbank.users.models import LoginAttempts, User, outbox
 from microbank.users.passwords import decoy_hash, hash_password, verify_password
 
 # Deliberately loose: one @, no spaces, a dot in the domain. Deliverability is the mail
 # server's business, not a regex's.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-# Guessing a password: five tries per email per quarter of an hour, then wait out the quarter.
-LOGIN_ATTEMPTS = 5
-LOGIN_WINDOW = timedelta(minutes=15)
+
+@dataclass(frozen=True)
+class Throttle:
+    attempts: int
+    window: timedelta
+
+
+# Guessing a password: five tries per email from one client address within five minutes, and
+# twenty per email from all addresses within fifteen. An attacker's five wrong passwords lock out
+# only the attacker's own address, for five minutes; locking the owner out everywhere takes
+# twenty guesses, and stays a quarter of an hour at most.
+CLIENT_LIMIT = Throttle(attempts=5, window=timedelta(minutes=5))
+EMAIL_LIMIT = Throttle(attempts=20, window=timedelta(minutes=15))
+ANY_CLIENT = ""
+
+SIGNUPS = Counter("signups_total", "Customers who signed up")
+LOGIN_ATTEMPTS = Counter("login_attempts_total", "Log-in attempts, by outcome", ["outcome"])
 
 
 def canonical_email(email: str) -> str:
@@ -52,59 +68,75 @@ def register_user(*, db: Database, name: str, email: str, password: str) -> User
         session.add(user)
         session.flush()
         add_event(session, outbox, user_registered(user))
-        return user
+    SIGNUPS.inc()
+    return user
 
 
-def authenticate(*, db: Database, email: str, password: str, now: datetime | None = None) -> Caller:
+def authenticate(*, db: Database, email: str, password: str, client: str, now: datetime | None = None) -> Caller:
     """The caller these credentials belong to; the same error whether email or password is wrong.
 
-    Each attempt is counted before the password is checked, so concurrent guesses cannot slip
-    past the limit; over it, not even the right password is checked until the window is over.
-    The right password within the limit clears the count.
+    Each attempt is counted, per email and client address and per email alone, before the
+    password is checked, so concurrent guesses cannot slip past a limit; over either, not even
+    the right password is checked until its window is over. The right password within the limits
+    clears the caller's counts.
     """
-    email = canonical_email(email)
+    email, client = canonical_email(email), client[:64]
     now = now or utcnow()
     credentials = select(User.id, User.role, User.password_hash).where(User.email == email)
     with db.transaction() as session:
-        full_window_started_at = count_login_attempt(session, email, now)
-        # Over the limit, the credentials are not even read (and the refusal waits for the commit).
-        row = None if full_window_started_at else session.execute(credentials).one_or_none()
-    if full_window_started_at is not None:
-        raise too_many_attempts(full_window_started_at, now)
+        waits = [
+            count_login_attempt(session, email, client, now, CLIENT_LIMIT),
+            count_login_attempt(session, email, ANY_CLIENT, now, EMAIL_LIMIT),
+        ]
+        wait = max((w for w in waits if w is not None), default=None)
+        # Over a limit, the credentials are not even read (and the refusal waits for the commit).
+        row = None if wait is not None else session.execute(credentials).one_or_none()
+    if wait is not None:
+        LOGIN_ATTEMPTS.labels("throttled").inc()
+        raise too_many_attempts(wait)
     if row is None:
         verify_password(password, decoy_hash())
     elif verify_password(password, row.password_hash):
         with db.transaction() as session:
-            session.execute(delete(FailedLogins).where(FailedLogins.email == email))
+            session.execute(
+                delete(LoginAttempts).where(
+                    LoginAttempts.email == email, LoginAttempts.client.in_([client, ANY_CLIENT])
+                )
+            )
+        LOGIN_ATTEMPTS.labels("succeeded").inc()
         return Caller(user_id=row.id, role=row.role)
+    LOGIN_ATTEMPTS.labels("wrong_password").inc()
     raise Unauthenticated("email or password is wrong", code="invalid_credentials")
 
 
-def count_login_attempt(session: Session, email: str, now: datetime) -> datetime | None:
-    """Count an attempt in the email's window (a new window once the old one is over); None while
-    within the limit, else the start of the window that is full."""
-    expired = FailedLogins.window_started_at <= now - LOGIN_WINDOW
+def count_login_attempt(session: Session, email: str, client: str, now: datetime, limit: Throttle) -> timedelta | None:
+    """Count an attempt in its window (a new window once the old one is over); None while within
+    the limit, else how long until the full window is over."""
+    started = LoginAttempts.window_started_at
+    expired = started <= now - limit.window
     attempts, window_started_at = session.execute(
-        upsert_into(session, FailedLogins)
-        .values(email=email, attempts=1, window_started_at=now)
+        upsert_into(session, LoginAttempts)
+        .values(email=email, client=client, attempts=1, window_started_at=now)
         .on_conflict_do_update(
-            index_elements=[FailedLogins.email],
+            index_elements=[LoginAttempts.email, LoginAttempts.client],
             set_={
-                "attempts": case((expired, 1), else_=FailedLogins.attempts + 1),
-                "window_started_at": case((expired, literal(now, UTCDateTime())), else_=FailedLogins.window_started_at),
+                "attempts": case((expired, 1), else_=LoginAttempts.attempts + 1),
+                "window_started_at": case(
+                    (expired, literal(now, UTCDateTime())), else_=LoginAttempts.window_started_at
+                ),
             },
         )
-        .returning(FailedLogins.attempts, FailedLogins.window_started_at)
+        .returning(LoginAttempts.attempts, LoginAttempts.window_started_at)
     ).one()
-    return window_started_at if attempts > LOGIN_ATTEMPTS else None
+    return window_started_at + limit.window - now if attempts > limit.attempts else None
 
 
-def too_many_attempts(window_started_at: datetime, now: datetime) -> TooManyRequests:
-    wait = math.ceil((window_started_at + LOGIN_WINDOW - now).total_seconds())
+def too_many_attempts(wait: timedelta) -> TooManyRequests:
+    seconds = max(math.ceil(wait.total_seconds()), 1)
     return TooManyRequests(
-        f"too many log-in attempts for this email; try again in {wait} seconds",
+        f"too many log-in attempts for this email; try again in {seconds} seconds",
         code="too_many_login_attempts",
-        retry_after=max(wait, 1),
+        retry_after=seconds,
     )
 
 

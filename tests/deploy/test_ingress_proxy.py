@@ -6,6 +6,7 @@ for the roles run by hand is the one the route table renders."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from microbank.roles import ROLES
 from microbank.routes import nginx_config
 from tests.deploy.kube import ROOT, named, of_kind, render, selects
 from tests.deploy.proxy import Nginx, free_port, nginx_conf_from_ingresses
-from tests.deploy.walkthrough import Reader, curl_home, steps
+from tests.deploy.walkthrough import Reader, Step, curl_home, steps
 from tests.factories import PASSWORD, BankClient, bearer, empty_database, metric_value
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -97,7 +98,7 @@ def empty_books(bank: BankStack) -> None:
         empty_database(url)
 
 
-def test_the_readme_walk_through_runs_through_the_ingress(
+def test_the_readme_walk_through_runs_through_the_ingress_and_logs_no_secret(
     empty_books: None, ingress: Nginx, bank: BankStack, tmp_path: Path
 ) -> None:
     env = curl_home(tmp_path / "home", HOST, ingress.port)
@@ -111,6 +112,25 @@ def test_the_readme_walk_through_runs_through_the_ingress(
         got, expected = reader.follow(step)
 
         assert got == expected, step.command
+
+    logged = "\n".join(log.read_text() for log in sorted(bank.log_dir.glob("*.log")))
+    assert "POST /api/auth/token 200" in logged, "the roles logged no access line: nothing was searched"
+    for name, secret in secrets_of_the_walk(walk, reader, bank).items():
+        assert secret not in logged, f"a log line holds {name}"
+
+
+def secrets_of_the_walk(walk: list[Step], reader: Reader, bank: BankStack) -> dict[str, str]:
+    """What must never reach a log line: the walk's passwords and tokens (a token's signature
+    alone is enough to be a leak), the service token and the signing key's lines."""
+    found = {f"password {i}": p for i, p in enumerate(re.findall(r'"password": "([^"]+)"', str(walk)))}
+    for name in ("TOKEN", "BOB_TOKEN"):
+        token = reader.variables[name]
+        found |= {name: token, f"the signature of {name}": token.rpartition(".")[2]}
+    found["SERVICE_TOKEN"] = bank.service_token
+    key_lines = [line for line in bank.private_key.splitlines() if line and not line.startswith("-----")]
+    found |= {f"line {i} of the private key": line for i, line in enumerate(key_lines)}
+    assert len(found) >= 8, found
+    return found
 
 
 def test_a_notification_streams_through_the_ingress_as_it_happens(through_ingress: BankClient) -> None:

@@ -316,7 +316,8 @@ SECRET_LOOKING = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"),  # a URL carrying a password
     re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)\w*[\"']?\s*[=:]\s*\S+"),  # key = value, "key": value
-    re.compile(r"[A-Za-z0-9+/_=-]{32,}"),  # a long random-looking string, base64 or URL-safe
+    # A long random-looking string, base64 or URL-safe; a snake_case name (a metric's, in a dashboard) is not.
+    re.compile(r"(?![a-z_]+\b)[A-Za-z0-9+/_=-]{32,}"),
 ]
 
 

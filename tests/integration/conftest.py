@@ -164,6 +164,15 @@ def role_process(role_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
         process.stop()
 
 
+@pytest.fixture(scope="session")
+def split_bank(postgres: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.BankStack]:
+    """The four API roles as `microbank serve` processes on databases of their own, shared by the
+    tests that only send what should change nothing (the hostile-input corpus, the fuzzer)."""
+    with stack.BankStack(ADMIN_URL, prefix="mbtest_split", log_dir=tmp_path_factory.mktemp("split-bank")) as bank:
+        bank.start(("users", "accounts", "transactions", "notifications"))
+        yield bank
+
+
 @pytest.fixture
 def token_for(keypair: tuple[str, str]) -> Callable[[int], dict[str, str]]:
     """Auth headers for a user id, signed with the bank's key as the users role would."""

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import aio_pika
 import httpx
 import pytest
 from aio_pika.exceptions import PublishError
+from sqlalchemy import create_engine, text
 
 from microbank.platform.broker import NOTIFICATIONS_QUEUE, RabbitSink
 from microbank.platform.consuming import EVENTS, connect, make_broker
@@ -117,19 +119,46 @@ def test_a_broker_outage_delays_notifications_and_loses_none(own_broker, role_pr
 
 
 def test_a_notifier_killed_mid_stream_loses_and_duplicates_nothing(pipeline, token_for):
+    """Some notifications stored, the next batch taken off the queue but blocked in its insert: a
+    kill then must lose none of the batch and repeat none of what was stored. The table lock makes
+    "mid-stream" certain rather than a race against the notifier's speed."""
     ann = token_for(1)
     account = open_account(pipeline.accounts, ann)
-    pipeline.notifier.stop()
-    deposits(pipeline, ann, account, 500, prefix="k")
+    deposits(pipeline, ann, account, 250, prefix="stored")
+    pipeline.wait_for_completed_notifications(250)
 
-    pipeline.notifier.start()
-    wait_until(lambda: pipeline.completed_notifications() >= 50, timeout=30, what="the notifier to get going")
-    pipeline.notifier.kill()
-    assert pipeline.completed_notifications() < 500, "killed after it had finished: nothing was tested"
+    with holding_table_lock(pipeline.urls["notifications"], "notifications"):
+        deposits(pipeline, ann, account, 250, prefix="in-flight")
+        wait_until(
+            lambda: sessions_waiting_on_a_lock(pipeline.urls["notifications"]) > 0,
+            timeout=30,
+            what="the notifier to be blocked inserting a batch",
+        )
+        pipeline.notifier.kill()
+    assert pipeline.completed_notifications() == 250
     pipeline.notifier.start()
 
     pipeline.wait_for_completed_notifications(500)
     pipeline.assert_each_event_told_once()
+
+
+@contextmanager
+def holding_table_lock(database_url: str, table: str) -> Iterator[None]:
+    """Writers to `table` wait until the block ends; readers go on."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f'LOCK TABLE "{table}" IN SHARE MODE'))
+            yield
+    finally:
+        engine.dispose()
+
+
+def sessions_waiting_on_a_lock(database_url: str) -> int:
+    return query_value(
+        database_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
 
 
 def test_an_event_delivered_twice_is_one_notification(pipeline, rabbit_url):
@@ -229,7 +258,7 @@ def test_an_event_nobody_is_bound_to_is_an_error_not_a_silent_drop(rabbit_url):
 
     async def deliver() -> None:
         try:
-            await sink.deliver([unroutable])
+            await sink.deliver([unroutable], [None])
         finally:
             await sink.aclose()
 

@@ -438,8 +438,8 @@ def test_a_missing_amount_is_a_400_naming_amount(bank, database_urls):
 
 @pytest.mark.parametrize(
     ("amount", "expected"),
-    [("0.01", "0.01"), ("1000000000.00", "1000000000.00"), (1e2, "100.00"), (" 7.5 ", "7.50"), (7, "7.00")],
-    ids=["one-cent", "the-maximum", "json-number-with-exponent", "padded", "integer"],
+    [("0.01", "0.01"), ("1000000000.00", "1000000000.00"), (1e2, "100.00"), ("7.5", "7.50"), (7, "7.00")],
+    ids=["one-cent", "the-maximum", "json-number-with-exponent", "one-decimal", "integer"],
 )
 def test_a_good_amount_is_read_exactly(bank, amount, expected):
     _, headers = bank.customer()
@@ -457,6 +457,8 @@ def test_a_good_amount_is_read_exactly(bank, amount, expected):
         pytest.param("1_000", id="underscore-grouping"),
         pytest.param("\u0661\u0660", id="arabic-indic-digits"),
         pytest.param("1e2", id="exponent-in-a-string"),
+        pytest.param(" 5 ", id="padded"),
+        pytest.param("+5", id="plus-sign"),
     ],
 )
 def test_an_amount_in_non_decimal_syntax_is_refused(bank, database_urls, amount):
@@ -549,6 +551,68 @@ def test_an_invalid_request_is_a_400_and_writes_nothing(bank, database_urls, bui
     assert transactions_in_db(database_urls) == rows_before
     assert bank.balance(headers, account["id"]) == "50.00"
     assert bank.balance(headers, other["id"]) == "0.00"
+
+
+# Raw bodies a lenient decoder would have taken as a deposit (or, with the repeated type, a withdrawal).
+LOOSE_BODIES = {
+    "account-id-as-string": ('{"account_id": "%(id)s", "type": "deposit", "amount": "5.00"}', "account_id"),
+    "account-id-as-float": ('{"account_id": %(id)s.0, "type": "deposit", "amount": "5.00"}', "account_id"),
+    "repeated-key": ('{"account_id": %(id)s, "type": "deposit", "type": "withdrawal", "amount": "5.00"}', "type"),
+    "repeated-key-beside-a-colon": (
+        '{"account_id": %(id)s, "description": "a:b", "amount": "5.00", "amount": "9.00", "type": "deposit"}',
+        "amount",
+    ),
+    "nested-1000-deep": ('{"account_id": %(id)s, "amount": ' + "[" * 1000 + "]" * 1000 + "}", "body"),
+    "not-json": ('{"account_id": %(id)s, "type": ', "body"),
+    "empty": ("", "body"),
+}
+
+
+@pytest.mark.parametrize(("raw", "field"), list(LOOSE_BODIES.values()), ids=list(LOOSE_BODIES))
+def test_a_loose_body_is_a_400_naming_the_field_and_writes_nothing(bank, database_urls, raw, field):
+    _, headers = bank.customer()
+    account = funded_account(bank, headers, "50.00")
+    rows_before = transactions_in_db(database_urls)
+
+    response = bank.http.post(
+        "/api/transactions",
+        content=(raw % {"id": account["id"]}).encode(),
+        headers={**headers, "Idempotency-Key": "loose", "Content-Type": "application/json"},
+    )
+
+    assert_400_naming(response, field)
+    assert transactions_in_db(database_urls) == rows_before
+    assert bank.balance(headers, account["id"]) == "50.00"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", None],
+    ids=["text", "form", "multipart", "xml", "none"],
+)
+def test_a_body_that_is_not_json_is_a_415_and_writes_nothing(bank, database_urls, content_type):
+    _, headers = bank.customer()
+    account = bank.open_account(headers)
+    sent = {**headers, "Idempotency-Key": "media"} | ({"Content-Type": content_type} if content_type else {})
+
+    body = f'{{"account_id": {account["id"]}, "type": "deposit", "amount": "5.00"}}'
+    response = bank.http.post("/api/transactions", content=body.encode(), headers=sent)
+
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_media_type"
+    assert transactions_in_db(database_urls) == 0
+
+
+def test_a_json_media_type_with_a_suffix_or_charset_is_taken(bank):
+    _, headers = bank.customer()
+    account = bank.open_account(headers)
+    body = f'{{"account_id": {account["id"]}, "type": "deposit", "amount": "5.00"}}'.encode()
+
+    for n, media_type in enumerate(["application/json; charset=utf-8", "application/vnd.microbank+json"]):
+        sent = {**headers, "Idempotency-Key": f"suffix-{n}", "Content-Type": media_type}
+        assert bank.http.post("/api/transactions", content=body, headers=sent).status_code == 201
+
+    assert bank.balance(headers, account["id"]) == "10.00"
 
 
 def test_a_description_of_200_characters_is_accepted(bank):

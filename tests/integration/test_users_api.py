@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from microbank.platform.auth import Caller, TokenIssuer, generate_keypair
-from tests.factories import PASSWORD, BankClient, bearer, count_rows, make_admin, query_value
+from tests.factories import PASSWORD, BankClient, bearer, count_rows, make_admin, metric_value, query_value
 
 VALID = {"name": "Ann Lee", "email": "ann@example.com", "password": PASSWORD}
 
@@ -192,11 +192,14 @@ def test_a_nul_character_in_the_login_email_is_refused_not_a_crash(bank):
 # --- log-in throttling -----------------------------------------------------------------
 
 
-def log_in_as(http, email: str, password: str):
-    return http.post("/api/auth/token", json={"email": email, "password": password})
+def log_in_as(http, email: str, password: str, *, address: str | None = None):
+    """POST /api/auth/token; `address` poses as that client (X-Forwarded-For, which a role trusts
+    from 127.0.0.1, as it would from its proxy)."""
+    headers = {"X-Forwarded-For": address} if address else {}
+    return http.post("/api/auth/token", json={"email": email, "password": password}, headers=headers)
 
 
-def test_a_sixth_attempt_within_15_minutes_is_refused_even_with_the_right_password(bank):
+def test_a_sixth_attempt_from_one_address_within_5_minutes_is_refused_even_with_the_right_password(bank):
     bank.sign_up(email="ann@example.com")
     bank.sign_up(email="bob@example.com")
 
@@ -206,9 +209,36 @@ def test_a_sixth_attempt_within_15_minutes_is_refused_even_with_the_right_passwo
     assert guesses == [401] * 5
     assert refused.status_code == 429
     assert refused.json()["error"] == "too_many_login_attempts"
-    assert 890 <= int(refused.headers["Retry-After"]) <= 900
+    assert 290 <= int(refused.headers["Retry-After"]) <= 300
     assert "access_token" not in refused.text
     assert log_in_as(bank.http, "bob@example.com", PASSWORD).status_code == 200
+
+
+def test_an_attackers_guesses_do_not_lock_the_owner_out(role_process):
+    users = role_process("users").start()
+    with httpx.Client(base_url=users.url, timeout=30) as http:
+        BankClient(http).sign_up(email="ann@example.com")
+        guesses = [
+            log_in_as(http, "ann@example.com", f"guess {n}", address="203.0.113.9").status_code for n in range(6)
+        ]
+        owner = log_in_as(http, "ann@example.com", PASSWORD, address="198.51.100.7")
+        attacker_with_the_password = log_in_as(http, "ann@example.com", PASSWORD, address="203.0.113.9")
+
+    assert guesses == [401] * 5 + [429]
+    assert owner.status_code == 200, owner.text
+    assert attacker_with_the_password.status_code == 429
+
+
+def test_twenty_guesses_from_many_addresses_lock_the_email_for_15_minutes(role_process):
+    users = role_process("users").start()
+    with httpx.Client(base_url=users.url, timeout=30) as http:
+        BankClient(http).sign_up(email="ann@example.com")
+        guesses = [log_in_as(http, "ann@example.com", "guess", address=f"203.0.113.{n}").status_code for n in range(20)]
+        refused = log_in_as(http, "ann@example.com", PASSWORD, address="198.51.100.7")
+
+    assert guesses == [401] * 20
+    assert refused.status_code == 429
+    assert 890 <= int(refused.headers["Retry-After"]) <= 900
 
 
 def test_an_unknown_email_is_throttled_like_a_known_one(bank):
@@ -232,7 +262,8 @@ def test_the_throttle_lifts_when_its_window_is_over(bank, database_urls):
 
     query_value(
         database_urls["users"],
-        "UPDATE failed_logins SET window_started_at = window_started_at - interval '15 minutes' RETURNING 1",
+        "WITH moved AS (UPDATE login_attempts SET window_started_at = window_started_at - interval '5 minutes'"
+        " RETURNING 1) SELECT count(*) FROM moved",
     )
 
     assert log_in_as(bank.http, "ann@example.com", PASSWORD).status_code == 200
@@ -249,6 +280,23 @@ def test_concurrent_guesses_get_no_more_than_five_tries(role_process):
             return [response.status_code for response in await asyncio.gather(*guesses)]
 
     assert sorted(asyncio.run(guess_together())) == [401] * 5 + [429] * 15
+
+
+def test_sign_ups_and_log_in_attempts_are_counted_by_outcome(bank):
+    def counted() -> list[float]:
+        attempts = [metric_value(bank.http, "login_attempts_total", outcome=o) for o in LOGIN_OUTCOMES]
+        return [metric_value(bank.http, "signups_total"), *attempts]
+
+    before = counted()
+    bank.sign_up(email="ann@example.com")
+    log_in_as(bank.http, "ann@example.com", PASSWORD)
+    for _ in range(6):
+        log_in_as(bank.http, "ann@example.com", "a wrong guess")
+
+    assert [after - earlier for after, earlier in zip(counted(), before, strict=True)] == [1, 1, 5, 1]
+
+
+LOGIN_OUTCOMES = ("succeeded", "wrong_password", "throttled")
 
 
 # --- who am I --------------------------------------------------------------------------

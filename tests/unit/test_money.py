@@ -20,7 +20,6 @@ from microbank.platform.money import MAX_AMOUNT_MINOR, display, format_minor, to
         (200, 20000),
         ("0.01", 1),
         ("1.5", 150),
-        (" 5.00 ", 500),
         ("1000000000.00", MAX_AMOUNT_MINOR),
     ],
 )
@@ -52,6 +51,8 @@ def test_to_minor_accepts_decimal_amounts(value, minor):
         "1_000",  # Python's Decimal() reads digit grouping; a decimal string does not have it
         "\u0661\u0660",  # Arabic-Indic digits
         "1e2",
+        " 5.00 ",  # padding and a plus sign are not part of a decimal string
+        "+5",
         None,
         [1],
         "1000000000.01",  # one cent above MAX_AMOUNT_MINOR
