@@ -265,6 +265,10 @@ class Drill:
         for fault in faults:
             if "error" in result:
                 break
+            # One fault at a time: the next waits for its moment and for the pipeline to have caught
+            # up with the last, so each catch-up time is that fault's alone.
+            if self.watchers:
+                self.watchers[-1].join()
             time.sleep(max(0.0, began + fault.at - time.monotonic()))
             self.inflict(fault, began)
         time.sleep(max(0.0, began + config.duration - time.monotonic()))
