@@ -33,8 +33,8 @@ def test_the_same_seed_plans_the_same_faults_each_role_killed_and_transactions_t
     assert all(CONFIG.duration * 0.1 <= f.at <= CONFIG.duration * 0.75 for f in faults)
 
 
-def test_a_20_second_drill_ends_with_clean_books_holding_every_acknowledged_transaction(postgres):
-    report = run_drill(CONFIG, out=None)
+def test_a_20_second_drill_ends_with_clean_books_holding_every_acknowledged_transaction(postgres, tmp_path):
+    report = run_drill(CONFIG, out=None, log_dir=tmp_path)
 
     rendered = report.render()
     assert report.audit.clean, rendered
