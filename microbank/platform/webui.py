@@ -95,7 +95,7 @@ def route_handlers(configured: Path | None) -> list:
 
 def _serve(dist: Path, relative: str) -> Response:
     if not is_built(dist):
-        return _page(NOT_BUILT_PAGE.encode(), "text/html; charset=utf-8", "no-cache", status=503)
+        return _page(NOT_BUILT_PAGE.encode(), "text/html", "no-cache", status=503)
     file = _file_in(dist, relative)
     if file is not None and relative != "index.html":
         cache = IMMUTABLE if relative.startswith(ASSETS) else "no-cache"
@@ -105,7 +105,7 @@ def _serve(dist: Path, relative: str) -> Response:
         # An old page asking for an asset a newer build replaced: index.html in its place would
         # be cached as a script.
         raise NotFoundException(f"no asset {relative}")
-    return _page((dist / "index.html").read_bytes(), "text/html; charset=utf-8", "no-cache")
+    return _page((dist / "index.html").read_bytes(), "text/html", "no-cache")
 
 
 def _file_in(dist: Path, relative: str) -> Path | None:

@@ -52,7 +52,7 @@ def test_the_root_is_the_app_never_cached_and_same_origin_only(ui_client: UiClie
 
     assert response.status_code == 200
     assert response.text == INDEX
-    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["cache-control"] == "no-cache"
     policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == policy["script-src"] == policy["connect-src"] == "'self'"
