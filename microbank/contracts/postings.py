@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from microbank.platform.auth import SERVICE_TOKEN_HEADER
+from microbank.platform.auth import CREDENTIAL_CHECK_PATH, SERVICE_TOKEN_HEADER
 from microbank.platform.db import MAX_ID
 from microbank.platform.money import MAX_AMOUNT_MINOR
 from microbank.platform.service_http import ServiceClient, ServiceUnreachable
@@ -102,13 +102,12 @@ class HttpLedger:
         raise LedgerUnavailable(f"accounts answered {response.status}: {response.body[:200]!r}")
 
     def credential_problem(self) -> str | None:
-        """Why accounts refuses this role's calls (a SERVICE_TOKEN that differs), or None. It asks
-        with an empty request, which accounts refuses for its credential before reading it, so
-        nothing is applied; an accounts that cannot be reached now is an outage, not a problem
-        of this role's, and reports none."""
+        """Why accounts refuses this role's calls (a SERVICE_TOKEN that differs), or None; an
+        accounts that cannot be reached now is an outage, not a problem of this role's, and
+        reports none."""
         if time.monotonic() - self._credential_checked_at >= CREDENTIAL_CHECK_INTERVAL:
             try:
-                self._credential_problem = self._refusal(self.client.post_idempotent(PATH, b"{}").status)
+                self._credential_problem = self._refusal(self.client.post_idempotent(CREDENTIAL_CHECK_PATH, b"").status)
             except ServiceUnreachable:
                 self._credential_problem = None
             self._credential_checked_at = time.monotonic()

@@ -25,6 +25,8 @@ ISSUER = "microbank"
 AUDIENCE = "microbank"
 ALGORITHM = "EdDSA"
 SERVICE_TOKEN_HEADER = "x-service-token"
+# Where a role asks a peer whether it holds the same service credential (never routed by the ingress).
+CREDENTIAL_CHECK_PATH = "/internal/credential"
 
 Role = Literal["customer", "admin"]
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, post
 from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
@@ -22,7 +22,15 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from microbank.platform.admission import EXEMPT, Admission, AdmissionMiddleware
-from microbank.platform.auth import PUBLIC, BearerAuthMiddleware, TokenIssuer, TokenVerifier, public_pem_of
+from microbank.platform.auth import (
+    CREDENTIAL_CHECK_PATH,
+    PUBLIC,
+    BearerAuthMiddleware,
+    TokenIssuer,
+    TokenVerifier,
+    public_pem_of,
+    service_only,
+)
 from microbank.platform.bodies import StrictRequest
 from microbank.platform.domain import Runtime, Worker
 from microbank.platform.errors import DomainError
@@ -103,6 +111,19 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@post(
+    CREDENTIAL_CHECK_PATH,
+    status_code=204,
+    guards=[service_only],
+    sync_to_thread=False,
+    include_in_schema=False,
+    opt=OPEN,
+)
+def credential_check() -> None:
+    """204 to a caller holding this role's service credential, 403 to any other: a peer's
+    readiness learns of a SERVICE_TOKEN that differs without sending a request it must refuse."""
+
+
 @get("/readyz", include_in_schema=False, opt=OPEN)
 async def readyz(state: State) -> Response[dict]:
     runtime: Runtime = state.runtime
@@ -159,7 +180,7 @@ def create_http_app(
             await close_runtime(runtime)
 
     app = Litestar(
-        route_handlers=[healthz, readyz, metrics, *route_handlers, *public_handlers],
+        route_handlers=[healthz, readyz, metrics, credential_check, *route_handlers, *public_handlers],
         state=State({"runtime": runtime, "token_issuer": issuer, "settings": settings}),
         lifespan=[run_workers],
         middleware=middleware,

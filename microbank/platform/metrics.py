@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from microbank.platform.admission import EXEMPT
-from microbank.platform.auth import PUBLIC
+from microbank.platform.auth import CREDENTIAL_CHECK_PATH, PUBLIC
 
 if TYPE_CHECKING:
     from microbank.platform.db import Database
@@ -34,7 +34,7 @@ BUILD_INFO = Gauge("microbank_build_info", "The build a process runs: 1, by vers
 
 _UNMATCHED = "unmatched"
 # Probes and scrapes come every few seconds from machines: their access lines are DEBUG.
-_MACHINE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_MACHINE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", CREDENTIAL_CHECK_PATH})
 
 
 class RequestsInProgress(Collector):

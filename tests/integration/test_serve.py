@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -131,6 +132,22 @@ def test_a_wrong_service_token_makes_transactions_unready_and_says_why(role_proc
     answer = transactions.first_answer("/readyz")
     assert answer.status_code == 503, answer.text
     assert any("SERVICE_TOKEN" in reason for reason in answer.json()["reasons"]), answer.text
+
+
+def test_the_service_token_check_is_answered_quietly_and_writes_nothing(role_process) -> None:
+    """transactions asks accounts at each readiness check whether their service tokens match: a
+    204 that accounts logs only at DEBUG, not a refused request in the access log every 10 s."""
+    accounts, transactions = role_process("accounts"), role_process("transactions")
+    transactions.env["ACCOUNTS_URL"] = accounts.url
+    accounts.start()
+    transactions.start()
+
+    assert transactions.first_answer("/readyz").status_code == 200
+    lines = [json.loads(line) for line in accounts.log.read_text().splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("logger") == "microbank.access"]
+    assert not [line for line in requests if line.get("status", 200) >= 400], requests
+    wrong = httpx.post(f"{accounts.url}/internal/credential", headers={"X-Service-Token": "not-it"})
+    assert wrong.status_code == 403, wrong.text
 
 
 def test_migrate_against_a_database_that_does_not_exist_says_so_in_one_line(role_env, tmp_path: Path) -> None:
