@@ -22,7 +22,7 @@ from microbank.drills.stack import SPLIT_ROLES, BankStack
 from microbank.monitoring import alerts, scraping
 from microbank.monitoring.files import dashboard_documents
 from tests.deploy.prometheus import Prometheus
-from tests.factories import PASSWORD, BankClient, move, open_account
+from tests.factories import PASSWORD, BankClient, move, open_account, wait_until
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "monitoring" / "rules.yml"
@@ -126,10 +126,7 @@ def _traffic(bank: BankStack) -> None:
     notifications = bank.roles["notifications"]
     with httpx.Client(base_url=notifications.url, headers=ann_headers, timeout=10) as http:
         # Welcome, account opened, deposit, withdrawal, transfer out.
-        deadline = time.monotonic() + 30
-        while len(http.get("/api/notifications").json()) < 5:
-            assert time.monotonic() < deadline, "the notifications did not arrive"
-            time.sleep(0.1)
+        wait_until(lambda: len(http.get("/api/notifications").json()) >= 5, timeout=30, what="the notifications")
 
 
 @pytest.fixture(scope="module")

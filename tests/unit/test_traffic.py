@@ -235,7 +235,7 @@ def test_an_open_loop_run_keeps_its_rate(bank):
 def test_a_connection_left_idle_is_not_reused_so_a_read_is_not_lost_to_the_servers_close(bank):
     bank.close_after_answer = True
     with serving(bank) as url:
-        transport = Transport(Target(url), timeout=5, keepalive_expiry=0.2)
+        transport = Transport(Target(url), timeout=5, keepalive_expiry=0.05)
         assert transport.send("GET", "/api/notifications", None, {"Authorization": "Bearer t"}).status == 200
         time.sleep(0.3)  # idle for longer than the expiry
 
