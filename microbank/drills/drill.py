@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from microbank.audit import AuditReport, audit_databases
 from microbank.drills.processes import RoleFailed
 from microbank.drills.rabbit_node import RabbitNode
-from microbank.drills.stack import SPLIT_ROLES, BankStack
+from microbank.drills.stack import SPLIT_ROLES, BankStack, on_server
 from microbank.drills.traffic import Target, TrafficConfig, TrafficReport, run_traffic
 from microbank.platform.events import decode_event
 from microbank.platform.money import format_minor
@@ -372,18 +372,11 @@ def logged_500s(logs: dict[str, Path]) -> list[str]:
 
 
 def _terminate(admin_url: str, database: str) -> int:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            return connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = :db AND pid <> pg_backend_pid()"
-                ),
-                {"db": database},
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    return on_server(
+        admin_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()",
+        db=database,
+    )
 
 
 def run_drill(config: DrillConfig, *, out: TextIO | None = sys.stderr, log_dir: Path | None = None) -> DrillReport:

@@ -22,23 +22,25 @@ DOMAINS = ("users", "accounts", "transactions", "notifications")
 SPLIT_ROLES = ("users", "accounts", "transactions", "notifications", "notifier")
 
 
-def _admin(admin_url: str, sql: str) -> None:
+def on_server(admin_url: str, sql: str, **params: object) -> object:
+    """`sql` run outside a transaction on the server of `admin_url`; its one value, if it has one."""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as connection:
-            connection.execute(text(sql))
+            result = connection.execute(text(sql), params)
+            return result.scalar_one() if result.returns_rows else None
     finally:
         engine.dispose()
 
 
 def create_database(admin_url: str, name: str) -> str:
     """Create database `name` on the server of `admin_url`; its URL."""
-    _admin(admin_url, f'CREATE DATABASE "{name}"')
+    on_server(admin_url, f'CREATE DATABASE "{name}"')
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    on_server(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class BankStack:
